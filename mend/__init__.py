@@ -1,0 +1,1 @@
+"""MEND and the weight-editing baselines."""

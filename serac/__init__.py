@@ -1,0 +1,1 @@
+"""The SERAC model-editing package: the SERAC editor and the core shared by every method."""

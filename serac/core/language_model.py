@@ -1,0 +1,173 @@
+"""A language model with its tokenizer: teacher-forced scoring, losses and generation.
+
+Decoder-only and encoder-decoder models are handled here, once, so editors and metrics
+never branch on the architecture.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from serac.core.device import pick_device
+
+IGNORE = -100
+
+
+@dataclass
+class TargetScore:
+    """How a model scores one target given its prompt, token by token (teacher forced)."""
+
+    target_ids: torch.Tensor
+    logprobs: torch.Tensor
+    predicted_ids: torch.Tensor
+
+    @property
+    def exact_match(self) -> bool:
+        return bool(torch.equal(self.predicted_ids, self.target_ids))
+
+    @property
+    def token_accuracy(self) -> float:
+        return (self.predicted_ids == self.target_ids).float().mean().item()
+
+    @property
+    def mean_logprob(self) -> float:
+        return self.logprobs.mean().item()
+
+
+class LanguageModel:
+    """`model` + `tokenizer` on one device; `prompt_format="chat"` wraps prompts in the chat template."""
+
+    def __init__(self, model, tokenizer, device=None, prompt_format: str = "plain", max_length: int = 512):
+        if prompt_format not in ("plain", "chat"):
+            raise ValueError(f"prompt_format must be 'plain' or 'chat', got {prompt_format!r}")
+        if prompt_format == "chat" and not getattr(tokenizer, "chat_template", None):
+            raise ValueError("prompt_format='chat' needs a tokenizer with a chat template")
+        self.device = torch.device(device) if device is not None else pick_device()
+        self.model = model.to(self.device)
+        self.tokenizer = tokenizer
+        self.prompt_format = prompt_format
+        self.max_length = max_length
+        self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
+
+    def format_prompt(self, prompt: str) -> str:
+        if self.prompt_format == "chat":
+            messages = [{"role": "user", "content": prompt}]
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return prompt
+
+    def _target_ids(self, target: str, append_eos: bool) -> list[int]:
+        # A leading space so the target's first word is tokenized as it would follow the prompt.
+        text = target if self.is_encoder_decoder or self.prompt_format == "chat" else " " + target
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if append_eos and self.tokenizer.eos_token_id is not None:
+            ids = ids + [self.tokenizer.eos_token_id]
+        if not ids:
+            raise ValueError(f"target {target!r} tokenizes to nothing")
+        return ids
+
+    def _prompt_ids(self, prompt: str, budget: int) -> list[int]:
+        ids = self.tokenizer(self.format_prompt(prompt), add_special_tokens=not self.prompt_format == "chat")["input_ids"]
+        return ids[-budget:]  # keep the end of an over-long prompt: it sits next to the target
+
+    def batch(self, prompts: list[str], targets: list[str], append_eos: bool = False) -> dict[str, torch.Tensor]:
+        """Padded tensors for teacher forcing; `labels` holds the target ids, IGNORE elsewhere."""
+        if len(prompts) != len(targets):
+            raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
+        pad = self.tokenizer.pad_token_id
+        rows = []
+        for prompt, target in zip(prompts, targets):
+            target_ids = self._target_ids(target, append_eos)[: self.max_length // 2]
+            prompt_ids = self._prompt_ids(prompt, self.max_length - (0 if self.is_encoder_decoder else len(target_ids)))
+            rows.append((prompt_ids, target_ids))
+        if self.is_encoder_decoder:
+            inputs = [p for p, _ in rows]
+            labels = [t for _, t in rows]
+        else:
+            inputs = [p + t for p, t in rows]
+            labels = [[IGNORE] * len(p) + t for p, t in rows]
+        batch = {
+            "input_ids": _pad(inputs, pad),
+            "attention_mask": _pad([[1] * len(row) for row in inputs], 0),
+            "labels": _pad(labels, IGNORE),
+        }
+        return {key: value.to(self.device) for key, value in batch.items()}
+
+    def target_logits(self, batch: dict[str, torch.Tensor], parameters: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits aligned with the target labels: (logits [B, T, V], labels [B, T]).
+
+        `parameters` replaces some of the model's weights for this call (used by MEND to run
+        the edited model without writing the weights).
+        """
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        if self.is_encoder_decoder:
+            inputs["labels"] = batch["labels"]
+        if parameters:
+            output = functional_call(self.model, parameters, args=(), kwargs=inputs, strict=False)
+        else:
+            output = self.model(**inputs)
+        logits, labels = output.logits, batch["labels"]
+        if not self.is_encoder_decoder:
+            logits, labels = logits[:, :-1], labels[:, 1:]  # position t predicts token t+1
+        return logits, labels
+
+    def nll(self, batch: dict[str, torch.Tensor], parameters: dict | None = None) -> torch.Tensor:
+        """Mean negative log-likelihood of the target tokens."""
+        logits, labels = self.target_logits(batch, parameters)
+        return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
+
+    @torch.no_grad()
+    def score(self, prompts: list[str], targets: list[str], batch_size: int = 16) -> list[TargetScore]:
+        scores = []
+        for start in range(0, len(prompts), batch_size):
+            batch = self.batch(prompts[start : start + batch_size], targets[start : start + batch_size])
+            logits, labels = self.target_logits(batch)
+            scores.extend(scores_from_logits(logits, labels))
+        return scores
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], max_new_tokens: int = 20, batch_size: int = 16) -> list[str]:
+        """Greedy answers; a plain-format answer ends at its first line break."""
+        answers = []
+        side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "right" if self.is_encoder_decoder else "left"
+        try:
+            for start in range(0, len(prompts), batch_size):
+                texts = [self.format_prompt(p) for p in prompts[start : start + batch_size]]
+                encoded = self.tokenizer(
+                    texts, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length,
+                    add_special_tokens=self.prompt_format != "chat",
+                ).to(self.device)
+                output = self.model.generate(
+                    **encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id
+                )
+                new_tokens = output if self.is_encoder_decoder else output[:, encoded["input_ids"].shape[1] :]
+                for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True):
+                    answers.append(text.strip().split("\n")[0].strip() if self.prompt_format == "plain" else text.strip())
+        finally:
+            self.tokenizer.padding_side = side
+        return answers
+
+
+def scores_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> list[TargetScore]:
+    """Per-example `TargetScore`s from aligned logits and labels (IGNORE marks non-target positions)."""
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    predicted = logits.argmax(dim=-1)
+    scores = []
+    for row in range(labels.shape[0]):
+        mask = labels[row] != IGNORE
+        target_ids = labels[row][mask]
+        scores.append(
+            TargetScore(
+                target_ids=target_ids.cpu(),
+                logprobs=logprobs[row][mask].gather(-1, target_ids.unsqueeze(-1)).squeeze(-1).cpu(),
+                predicted_ids=predicted[row][mask].cpu(),
+            )
+        )
+    return scores
+
+
+def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
+    width = max(len(row) for row in rows)
+    return torch.tensor([row + [value] * (width - len(row)) for row in rows], dtype=torch.long)

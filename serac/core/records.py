@@ -1,0 +1,32 @@
+"""The one record type every data format is turned into."""
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class EditRecord:
+    """One edit and the inputs used to measure it.
+
+    `prompt` + `target` is the edit. `rephrases` are in-scope inputs (paraphrases of the
+    edit, or for dialogue the questions about the topic); `locality_prompts` are out-of-scope
+    inputs with `locality_answers` when gold answers exist. Dialogue edits carry
+    `target_replies` (replies in the requested trait or sentiment) and `contrast_replies`
+    (the other traits / opposite sentiment), which the dialogue metrics compare.
+    """
+
+    prompt: str
+    target: str
+    rephrases: tuple[str, ...] = ()
+    locality_prompts: tuple[str, ...] = ()
+    locality_answers: tuple[str, ...] = ()
+    portability_prompts: tuple[str, ...] = ()
+    portability_answers: tuple[str, ...] = ()
+    subject: str = ""
+    original_answer: str = ""
+    target_replies: tuple[str, ...] = ()
+    contrast_replies: tuple[str, ...] = ()
+    source: str = ""
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
