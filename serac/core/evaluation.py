@@ -1,0 +1,143 @@
+"""The evaluation protocols every editor is run through.
+
+- single: for each record, edit, measure, reset.
+- batch: k records edited at once, measured, reset.
+- sequential: edits accumulate without reset; after T = 1, 10, 100, ... edits the metrics
+  are measured on every edit made so far.
+
+Out-of-scope outputs are compared with the unedited editor's, scored once before any edit.
+"""
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+from serac.core import metrics
+from serac.core.editor import Editor
+from serac.core.language_model import TargetScore
+from serac.core.records import EditRecord
+
+PROTOCOLS = ("single", "batch", "sequential")
+
+
+@dataclass
+class EvalConfig:
+    protocol: str = "single"
+    batch_size: int = 10  # edits per step in the batch protocol
+    checkpoints: tuple[int, ...] = (1, 10, 100)  # sequential: measure after this many edits (and after all)
+    max_records: int | None = None
+
+    def __post_init__(self):
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+
+
+@dataclass
+class _Queries:
+    """Every prompt/target pair measured for a set of records, flattened, with its kind."""
+
+    kinds: list[str]
+    prompts: list[str]
+    targets: list[str]
+
+    @classmethod
+    def of(cls, records: Sequence[EditRecord]) -> "_Queries":
+        queries = cls([], [], [])
+        for record in records:
+            queries._add("edit", [record.prompt], [record.target])
+            queries._add("rephrase", record.rephrases, [record.target] * len(record.rephrases))
+            queries._add("locality", record.locality_prompts, record.locality_answers)
+            queries._add("portability", record.portability_prompts, record.portability_answers)
+        return queries
+
+    def _add(self, kind: str, prompts: Sequence[str], targets: Sequence[str]) -> None:
+        for prompt, target in zip(prompts, targets):
+            self.kinds.append(kind)
+            self.prompts.append(prompt)
+            self.targets.append(target)
+
+    def select(self, scores: list[TargetScore], kind: str) -> list[TargetScore]:
+        return [score for score, k in zip(scores, self.kinds) if k == kind]
+
+
+def measure(editor: Editor, records: Sequence[EditRecord], before: dict[str, list[TargetScore]]) -> dict[str, float]:
+    """Metrics of the editor's current state on `records`; `before` holds unedited scores by record source."""
+    queries = _Queries.of(records)
+    after = editor.score(queries.prompts, queries.targets)
+    locality_before = [score for record in records for score in before[record.source]]
+    locality_after = queries.select(after, "locality")
+    row = {
+        "edit_success": metrics.edit_success(queries.select(after, "edit")),
+        "edit_token_accuracy": metrics.token_accuracy(queries.select(after, "edit")),
+        "rephrase_success": metrics.edit_success(queries.select(after, "rephrase")),
+        "drawdown": metrics.drawdown(locality_before, locality_after),
+        "locality_accuracy_drop": metrics.accuracy_drop(locality_before, locality_after),
+    }
+    portability = queries.select(after, "portability")
+    if portability:
+        row["portability"] = metrics.edit_success(portability)
+    return row
+
+
+def evaluate(editor: Editor, records: Sequence[EditRecord], config: EvalConfig) -> list[dict]:
+    """Rows of metrics: one for single/batch (means over steps), one per checkpoint for sequential."""
+    records = list(records[: config.max_records] if config.max_records else records)
+    if not records:
+        raise ValueError("no records to evaluate")
+    if len({record.source for record in records}) != len(records):
+        raise ValueError("records must have distinct `source` fields (they key the unedited scores)")
+    editor.reset()
+    before = _unedited_locality_scores(editor, records)
+    if config.protocol == "sequential":
+        return _sequential(editor, records, before, config)
+    step = 1 if config.protocol == "single" else config.batch_size
+    rows, seconds = [], 0.0
+    for start in tqdm(range(0, len(records), step), desc=f"{config.protocol} edits", unit="step"):
+        chunk = records[start : start + step]
+        started = time.perf_counter()
+        editor.add_edits([(record.prompt, record.target) for record in chunk])
+        seconds += time.perf_counter() - started
+        rows.append((len(chunk), measure(editor, chunk, before)))
+        editor.reset()
+    summary = _weighted_mean(rows)
+    summary.update(protocol=config.protocol, edits_per_step=step, edits=len(records), seconds_per_edit=seconds / len(records))
+    return [summary]
+
+
+def _sequential(editor, records, before, config) -> list[dict]:
+    checkpoints = sorted({t for t in config.checkpoints if t < len(records)} | {len(records)})
+    rows, seconds, done = [], 0.0, 0
+    with tqdm(total=len(records), desc="sequential edits", unit="edit") as progress:
+        for checkpoint in checkpoints:
+            for record in records[done:checkpoint]:
+                started = time.perf_counter()
+                editor.add_edit(record.prompt, record.target)
+                seconds += time.perf_counter() - started
+                progress.update(1)
+            done = checkpoint
+            row = measure(editor, records[:checkpoint], before)
+            row.update(protocol="sequential", edits=checkpoint, seconds_per_edit=seconds / checkpoint)
+            rows.append(row)
+    editor.reset()
+    return rows
+
+
+def _unedited_locality_scores(editor: Editor, records: Sequence[EditRecord]) -> dict[str, list[TargetScore]]:
+    pairs = [list(zip(record.locality_prompts, record.locality_answers)) for record in records]
+    flat = [pair for record_pairs in pairs for pair in record_pairs]
+    scores = iter(editor.score([p for p, _ in flat], [a for _, a in flat]) if flat else [])
+    return {record.source: [next(scores) for _ in record_pairs] for record, record_pairs in zip(records, pairs)}
+
+
+def _weighted_mean(rows: list[tuple[int, dict[str, float]]]) -> dict[str, float]:
+    """Per-metric mean over steps, weighted by the edits in each step (the last batch may be smaller)."""
+    keys = sorted({key for _, row in rows for key in row})
+    summary = {}
+    for key in keys:
+        weighted = [(weight, row[key]) for weight, row in rows if key in row]
+        summary[key] = sum(w * v for w, v in weighted) / sum(w for w, _ in weighted)
+    return summary

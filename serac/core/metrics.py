@@ -1,0 +1,84 @@
+"""The metrics every method is measured with.
+
+Fact editing (zsRE, CounterFact) is scored teacher-forced: a target counts as produced when
+the model's argmax equals every target token. Dialogue editing (ConvSent, PersonalityEdit)
+is scored from the model's own log-likelihoods of replies.
+"""
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from serac.core.language_model import TargetScore
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def edit_success(scores: Sequence[TargetScore]) -> float:
+    """Fraction of targets whose every token is the argmax (exact match); also used for rephrases."""
+    return _mean([float(score.exact_match) for score in scores])
+
+
+def token_accuracy(scores: Sequence[TargetScore]) -> float:
+    """Mean over targets of the fraction of target tokens that are the argmax."""
+    return _mean([score.token_accuracy for score in scores])
+
+
+def drawdown(before: Sequence[TargetScore], after: Sequence[TargetScore]) -> float:
+    """Fraction of out-of-scope inputs whose argmax output changed at any target position."""
+    _check_paired(before, after)
+    return _mean([float(not torch.equal(b.predicted_ids, a.predicted_ids)) for b, a in zip(before, after)])
+
+
+def accuracy_drop(before: Sequence[TargetScore], after: Sequence[TargetScore]) -> float:
+    """Exact-match accuracy on gold answers before the edit minus after it (positive = worse)."""
+    _check_paired(before, after)
+    return edit_success(before) - edit_success(after)
+
+
+def perplexity(scores: Sequence[TargetScore]) -> float:
+    """Token-level perplexity of the targets."""
+    total = sum(score.logprobs.sum().item() for score in scores)
+    count = sum(score.logprobs.numel() for score in scores)
+    return math.exp(-total / count) if count else float("nan")
+
+
+def perplexity_drawdown(before: Sequence[TargetScore], after: Sequence[TargetScore]) -> float:
+    """Relative perplexity increase on out-of-scope text: ppl_after / ppl_before - 1."""
+    _check_paired(before, after)
+    return perplexity(after) / perplexity(before) - 1.0
+
+
+def preference_success(target_scores: Sequence[TargetScore], contrast_scores: Sequence[TargetScore]) -> float:
+    """ConvSent-style success of one edit: σ(mean log-likelihood of target replies − of contrast replies).
+
+    Per-token mean log-likelihoods, so long replies are not penalised; 0.5 means no preference.
+    """
+    difference = _mean([s.mean_logprob for s in target_scores]) - _mean([s.mean_logprob for s in contrast_scores])
+    return 1.0 / (1.0 + math.exp(-difference))
+
+
+def on_topic(before: Sequence[TargetScore], after: Sequence[TargetScore]) -> float:
+    """min(1, exp(post − pre mean log-likelihood)) of on-topic replies: 1 unless the edit made them less likely.
+
+    SERAC's topic term: an edit must change the stance, not push the model off the topic.
+    """
+    _check_paired(before, after)
+    gain = _mean([s.mean_logprob for s in after]) - _mean([s.mean_logprob for s in before])
+    return min(1.0, math.exp(gain))
+
+
+def kl_divergence(logprobs_before: torch.Tensor, logprobs_after: torch.Tensor) -> float:
+    """Mean over positions of KL(before ‖ after) between next-token distributions ([positions, vocab] log-probs)."""
+    if logprobs_before.shape != logprobs_after.shape:
+        raise ValueError(f"shapes differ: {tuple(logprobs_before.shape)} vs {tuple(logprobs_after.shape)}")
+    per_position = (logprobs_before.exp() * (logprobs_before - logprobs_after)).sum(dim=-1)
+    return per_position.mean().item()
+
+
+def _check_paired(before: Sequence, after: Sequence) -> None:
+    if len(before) != len(after):
+        raise ValueError(f"before/after lists differ in length: {len(before)} vs {len(after)}")

@@ -1,0 +1,111 @@
+"""The protocols' bookkeeping, checked with an editor whose behaviour is known exactly."""
+
+import json
+
+import pytest
+import torch
+
+from serac.core.editor import Editor, QueryResult, check_edits
+from serac.core.evaluation import EvalConfig, evaluate
+from serac.core.language_model import TargetScore
+from serac.core.records import EditRecord
+from serac.core.results import write_results
+
+
+class ExactPromptEditor(Editor):
+    """Produces an edit's target exactly for the edit's own prompt and nothing else; counts resets."""
+
+    name = "exact-prompt"
+
+    def __init__(self):
+        self.edits: dict[str, tuple[str, str]] = {}
+        self.resets = 0
+        self.max_edits_seen = 0
+
+    def add_edits(self, edits):
+        ids = []
+        for prompt, target in check_edits(edits):
+            ids.append(str(len(self.edits)))
+            self.edits[ids[-1]] = (prompt, target)
+        self.max_edits_seen = max(self.max_edits_seen, len(self.edits))
+        return ids
+
+    def score(self, prompts, targets):
+        edited = {prompt: target for prompt, target in self.edits.values()}
+        scores = []
+        for prompt, target in zip(prompts, targets):
+            ids = torch.tensor([ord(c) for c in target])
+            predicted = ids if edited.get(prompt) == target else torch.zeros_like(ids)
+            scores.append(TargetScore(ids, torch.zeros(len(ids)), predicted))
+        return scores
+
+    def query_batch(self, prompts, max_new_tokens=20):
+        return [QueryResult(text="") for _ in prompts]
+
+    def edit_ids(self):
+        return list(self.edits)
+
+    def remove_edit(self, edit_id):
+        del self.edits[edit_id]
+
+    def reset(self):
+        self.edits.clear()
+        self.resets += 1
+
+    def save(self, path):
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path, device=None):
+        raise NotImplementedError
+
+
+def records(n):
+    return [
+        EditRecord(
+            prompt=f"question {i}?", target=f"answer {i}", rephrases=(f"rephrased {i}?",),
+            locality_prompts=(f"question {(i + 1) % n}?",), locality_answers=(f"answer {(i + 1) % n}",),
+            portability_prompts=(f"question {i}?",), portability_answers=(f"answer {i}",), source=f"#{i}",
+        )
+        for i in range(n)
+    ]
+
+
+def test_single_protocol_edits_one_at_a_time_and_resets():
+    editor = ExactPromptEditor()
+    [row] = evaluate(editor, records(5), EvalConfig(protocol="single"))
+    assert row["edit_success"] == 1.0 and row["rephrase_success"] == 0.0 and row["portability"] == 1.0
+    assert row["drawdown"] == 0.0 and row["edits"] == 5
+    assert editor.max_edits_seen == 1 and editor.resets == 1 + 5
+
+
+def test_batch_protocol_sees_locality_neighbours_that_are_edited_together():
+    editor = ExactPromptEditor()
+    [row] = evaluate(editor, records(6), EvalConfig(protocol="batch", batch_size=3))
+    assert editor.max_edits_seen == 3
+    # in each batch of 3, the first two records' locality prompts are edited neighbours
+    assert row["drawdown"] == pytest.approx(4 / 6)
+    assert row["locality_accuracy_drop"] == pytest.approx(-4 / 6)  # they now produce their gold answers
+
+
+def test_sequential_protocol_measures_all_edits_so_far_at_each_checkpoint():
+    editor = ExactPromptEditor()
+    rows = evaluate(editor, records(12), EvalConfig(protocol="sequential", checkpoints=(1, 10, 100)))
+    assert [row["edits"] for row in rows] == [1, 10, 12]
+    assert rows[0]["drawdown"] == 0.0
+    assert rows[1]["drawdown"] == pytest.approx(9 / 10)  # every neighbour but the 10th's is edited by then
+    assert editor.edit_ids() == []  # the harness leaves the editor reset
+
+
+def test_results_are_written_as_json_and_markdown(tmp_path):
+    rows = evaluate(ExactPromptEditor(), records(3), EvalConfig(protocol="single"))
+    markdown = write_results(rows, tmp_path, "toy", {"editor": "exact-prompt"})
+    assert "| edit_success" in markdown.read_text() and "1.000" in markdown.read_text()
+    assert json.loads((tmp_path / "results.json").read_text())["rows"][0]["edits"] == 3
+
+
+def test_bad_configuration_is_rejected():
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        EvalConfig(protocol="random")
+    with pytest.raises(ValueError, match="no records"):
+        evaluate(ExactPromptEditor(), [], EvalConfig())

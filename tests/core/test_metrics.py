@@ -1,0 +1,59 @@
+import math
+
+import pytest
+import torch
+
+from serac.core import metrics
+from serac.core.language_model import TargetScore
+
+
+def score(target, predicted, logprobs):
+    return TargetScore(torch.tensor(target), torch.tensor(logprobs, dtype=torch.float), torch.tensor(predicted))
+
+
+def test_edit_success_needs_every_token_while_token_accuracy_counts_each():
+    scores = [score([1, 2, 3], [1, 2, 3], [-0.1] * 3), score([4, 5], [4, 9], [-1.0, -2.0])]
+    assert metrics.edit_success(scores) == 0.5
+    assert metrics.token_accuracy(scores) == pytest.approx((1.0 + 0.5) / 2)
+
+
+def test_drawdown_counts_inputs_whose_argmax_changed():
+    before = [score([1, 2], [1, 2], [0, 0]), score([3], [7], [0]), score([4], [4], [0]), score([5], [5], [0])]
+    after = [score([1, 2], [1, 8], [0, 0]), score([3], [7], [0]), score([4], [4], [0]), score([5], [6], [0])]
+    assert metrics.drawdown(before, after) == 0.5
+    # accuracy on gold answers: 3/4 before (the second is wrong), 1/4 after
+    assert metrics.accuracy_drop(before, after) == pytest.approx(0.75 - 0.25)
+
+
+def test_perplexity_and_its_drawdown():
+    before = [score([1, 2], [1, 2], [math.log(0.5), math.log(0.5)])]
+    after = [score([1, 2], [1, 2], [math.log(0.25), math.log(0.25)])]
+    assert metrics.perplexity(before) == pytest.approx(2.0)
+    assert metrics.perplexity(after) == pytest.approx(4.0)
+    assert metrics.perplexity_drawdown(before, after) == pytest.approx(1.0)
+
+
+def test_preference_success_is_sigmoid_of_mean_loglik_difference():
+    target = [score([1, 2], [0, 0], [-1.0, -1.0]), score([1], [0], [-2.0])]  # means -1, -2 -> -1.5
+    contrast = [score([1], [0], [-3.5])]
+    assert metrics.preference_success(target, contrast) == pytest.approx(1 / (1 + math.exp(-2.0)))
+    assert metrics.preference_success(contrast, contrast) == pytest.approx(0.5)
+
+
+def test_on_topic_is_capped_at_one_and_penalises_lost_likelihood():
+    before = [score([1], [1], [-2.0])]
+    assert metrics.on_topic(before, [score([1], [1], [-1.0])]) == 1.0
+    assert metrics.on_topic(before, [score([1], [1], [-3.0])]) == pytest.approx(math.exp(-1.0))
+
+
+def test_kl_divergence_matches_hand_computation():
+    p = torch.tensor([[0.5, 0.5], [0.9, 0.1]]).log()
+    q = torch.tensor([[0.5, 0.5], [0.5, 0.5]]).log()
+    expected = (0.0 + 0.9 * math.log(0.9 / 0.5) + 0.1 * math.log(0.1 / 0.5)) / 2
+    assert metrics.kl_divergence(p, q) == pytest.approx(expected, rel=1e-5)
+    assert metrics.kl_divergence(p, p) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_paired_metrics_reject_lists_of_different_length():
+    with pytest.raises(ValueError, match="differ in length"):
+        metrics.drawdown([score([1], [1], [0])], [])
