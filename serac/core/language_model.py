@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from serac.core.device import pick_device
 
 IGNORE = -100
 
@@ -37,19 +36,26 @@ class TargetScore:
 
 
 class LanguageModel:
-    """`model` + `tokenizer` on one device; `prompt_format="chat"` wraps prompts in the chat template."""
+    """`model` + `tokenizer`; `device` moves the model (None: leave it where it is).
+
+    `prompt_format="chat"` wraps every prompt in the tokenizer's chat template.
+    """
 
     def __init__(self, model, tokenizer, device=None, prompt_format: str = "plain", max_length: int = 512):
         if prompt_format not in ("plain", "chat"):
             raise ValueError(f"prompt_format must be 'plain' or 'chat', got {prompt_format!r}")
         if prompt_format == "chat" and not getattr(tokenizer, "chat_template", None):
             raise ValueError("prompt_format='chat' needs a tokenizer with a chat template")
-        self.device = torch.device(device) if device is not None else pick_device()
-        self.model = model.to(self.device)
+        self.model = model.to(device) if device is not None else model
         self.tokenizer = tokenizer
         self.prompt_format = prompt_format
         self.max_length = max_length
         self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
+
+    @property
+    def device(self) -> torch.device:
+        # Read from the weights, so it stays right when accelerate or the user moves the model.
+        return next(self.model.parameters()).device
 
     def format_prompt(self, prompt: str) -> str:
         if self.prompt_format == "chat":

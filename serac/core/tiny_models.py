@@ -54,13 +54,18 @@ def build_tiny_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
 
 def build_tiny_model(name: str, tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> torch.nn.Module:
     """A randomly initialised model of the named tiny architecture (seeded, so tests repeat)."""
+    with torch.random.fork_rng():  # seeding here must not reset the caller's random stream
+        torch.manual_seed(seed)
+        return _build(name, tokenizer)
+
+
+def _build(name: str, tokenizer: PreTrainedTokenizerFast) -> torch.nn.Module:
     ids = dict(
         vocab_size=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.bos_token_id,
     )
-    torch.manual_seed(seed)
     if name == "tiny-llama":
         config = LlamaConfig(
             hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,

@@ -1,0 +1,59 @@
+"""The settings of the shared training loop (`serac.core.training.train`)."""
+
+from dataclasses import dataclass
+
+_MIXED_PRECISION = ("no", "fp16", "bf16")
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Steps count optimizer updates, not batches.
+
+    `batch_size` is per process, so one update sees
+    `batch_size * grad_accumulation * number of processes` examples.
+    """
+
+    output_dir: str
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    batch_size: int = 8
+    grad_accumulation: int = 1
+    max_steps: int = 1000
+    max_epochs: int | None = None
+    max_grad_norm: float | None = 1.0
+    warmup_steps: int = 0
+    lr_decay: str = "constant"  # after warmup: "constant", or "linear" down to 0 at the last step
+    val_every: int = 100
+    val_batches: int | None = None  # None: the whole validation set
+    early_stop_metric: str = "loss"  # a key of the algorithm's `validate` output; also picks `best/`
+    early_stop_mode: str = "min"  # "min" or "max": which direction is better
+    early_stop_patience: int | None = None  # validations without improvement before stopping; None: never
+    checkpoint_every: int | None = None  # None: no checkpoints, so no resume
+    resume: bool = False
+    log_every: int = 10
+    seed: int = 0
+    tensorboard: bool = False
+    mixed_precision: str = "no"  # "no", "fp16" or "bf16"
+    # Several processes: tolerate trainable parameters the loss does not use (e.g. a BERT
+    # pooler whose output is ignored), which DDP otherwise rejects; False is a little faster.
+    find_unused_parameters: bool = True
+
+    def __post_init__(self):
+        if not str(self.output_dir).strip():
+            raise ValueError("output_dir must name a folder")
+        for name in ("batch_size", "grad_accumulation", "max_steps", "val_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_epochs", "val_batches", "early_stop_patience", "checkpoint_every"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be None or at least 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.warmup_steps < 0:
+            raise ValueError("lr must be positive; weight_decay and warmup_steps must not be negative")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise ValueError(f"max_grad_norm must be None or positive, got {self.max_grad_norm}")
+        if self.lr_decay not in ("constant", "linear"):
+            raise ValueError(f"lr_decay must be 'constant' or 'linear', got {self.lr_decay!r}")
+        if self.early_stop_mode not in ("min", "max"):
+            raise ValueError(f"early_stop_mode must be 'min' or 'max', got {self.early_stop_mode!r}")
+        if self.mixed_precision not in _MIXED_PRECISION:
+            raise ValueError(f"mixed_precision must be one of {_MIXED_PRECISION}, got {self.mixed_precision!r}")
