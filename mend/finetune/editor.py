@@ -1,0 +1,259 @@
+"""The fine-tuning editors: FT, FT+KL and FT-L are one editor with different configs.
+
+Each `add_edits` call is one fine-tuning run on all its (prompt, target) pairs together;
+successive calls keep training the already edited weights, so edits accumulate.
+
+`remove_edit` is exact: fine-tuning entangles edits (every later run starts from the weights
+the earlier ones left), so subtracting one edit's weight change would not give the model the
+other edits were trained from. Instead the editor resets and replays the remaining edits, in
+their original batches and order, which reproduces the weights as if the removed edit had
+never been made (deterministic on one machine; costs one fine-tuning run per remaining batch).
+"""
+
+import json
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from mend.finetune.config import FTConfig, FTKLConfig, FTLConfig
+from mend.finetune.fine_tune import fine_tune
+from mend.finetune.locality import LocalityAnchor, training_locality_prompts
+from mend.finetune.trainable_parameters import select_trainable_parameters
+from serac.core.editor import Editor, QueryResult, check_edits, check_text
+from serac.core.language_model import LanguageModel, TargetScore
+from serac.core.models import load_model, load_tokenizer
+from serac.core.saving import NotASavedEditorError, read_editor_config, write_editor_config
+
+EDITS_FILE = "edits.json"
+DELTAS_FILE = "weight_deltas.safetensors"
+
+
+@dataclass(frozen=True)
+class AppliedEdit:
+    prompt: str
+    target: str
+    batch_number: int  # edits made by the same add_edits call share one fine-tuning run
+
+
+class FTEditor(Editor):
+    """Edits by fine-tuning some of the model's weights (see `FTConfig`) on the edit pairs.
+
+    The editor owns `language_model`'s weights: it freezes every parameter it does not train
+    and writes the trained ones in place. Its state is one delta per trained weight: the model
+    always holds exactly `unedited + delta`, which is what `load` rebuilds from the saved
+    deltas, so a saved editor reloads bit for bit.
+    """
+
+    name: ClassVar[str] = "ft"
+    config_class: ClassVar[type[FTConfig]] = FTConfig
+
+    def __init__(
+        self, language_model: LanguageModel, config: FTConfig | None = None, locality_prompts: Sequence[str] | None = None
+    ):
+        config = config if config is not None else self.config_class()
+        if type(config) is not self.config_class:
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
+        if locality_prompts is not None:
+            config = replace(config, locality_prompts=list(locality_prompts))
+        self.config = config
+        self.language_model = language_model
+        language_model.model.eval()  # dropout would make an edit, and its replay by remove_edit, irreproducible
+        self.trainable = select_trainable_parameters(language_model.model, config.parameter_pattern, config.layers)
+        for parameter in language_model.model.parameters():
+            parameter.requires_grad_(False)
+        for parameter in self.trainable.values():
+            parameter.requires_grad_(True)
+        # Only the trained weights are copied: they are all an edit changes.
+        self.unedited = {name: parameter.detach().clone() for name, parameter in self.trainable.items()}
+        self._deltas = {name: torch.zeros_like(weight) for name, weight in self.unedited.items()}
+        self.locality = LocalityAnchor(language_model, config.locality_prompts) if config.kl_weight > 0 else None
+        self._edits: dict[str, AppliedEdit] = {}
+        self._next_batch_number = 0
+
+    @classmethod
+    def from_pretrained(
+        cls, model_name: str, config: FTConfig | None = None, device=None, locality_prompts: Sequence[str] | None = None
+    ) -> "FTEditor":
+        """An editor of the named model (`serac.core.models` resolves the name, offline first)."""
+        config = replace(config if config is not None else cls.config_class(), model_name=model_name)
+        language_model = LanguageModel(
+            load_model(model_name), load_tokenizer(model_name), device=device, prompt_format=config.prompt_format
+        )
+        return cls(language_model, config, locality_prompts)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "FTEditor":
+        """The editor of the composed CLI config: the model from `model`, the rest from `alg.<name>`."""
+        return cls.from_pretrained(config["model"]["name"], cli_config(cls, config), device=config.get("device"))
+
+    # Editing
+
+    def add_edits(self, edits: Sequence[tuple[str, str]]) -> list[str]:
+        edits = check_edits(edits)
+        if not edits:
+            return []
+        self._fine_tune_on(edits)
+        ids = [uuid.uuid4().hex for _ in edits]
+        for edit_id, (prompt, target) in zip(ids, edits):
+            self._edits[edit_id] = AppliedEdit(prompt, target, self._next_batch_number)
+        self._next_batch_number += 1
+        return ids
+
+    def _fine_tune_on(self, edits: list[tuple[str, str]]) -> None:
+        batch = self.language_model.batch([prompt for prompt, _ in edits], [target for _, target in edits])
+        try:
+            fine_tune(self.language_model, batch, self.trainable, self.unedited, self.config, self.locality)
+        except BaseException:
+            self._set_deltas(self._deltas)  # a failed run must not leave half-trained weights
+            raise
+        deltas = {name: parameter.detach() - self.unedited[name] for name, parameter in self.trainable.items()}
+        if self.config.norm_constraint is not None:
+            # Rounding in `unedited + delta` must not carry a weight out of FT-L's ball.
+            epsilon = self.config.norm_constraint
+            deltas = {name: delta.clamp(-epsilon, epsilon) for name, delta in deltas.items()}
+        self._set_deltas(deltas)
+
+    def edit_ids(self) -> list[str]:
+        return list(self._edits)
+
+    def remove_edit(self, edit_id: str) -> None:
+        """Undo one edit exactly by resetting and replaying the others (see the module docstring)."""
+        if edit_id not in self._edits:
+            raise KeyError(f"no edit with id {edit_id!r}")
+        remaining = {key: edit for key, edit in self._edits.items() if key != edit_id}
+        self.reset()
+        self._replay(remaining)
+
+    def _replay(self, edits: dict[str, AppliedEdit]) -> None:
+        for number in sorted({edit.batch_number for edit in edits.values()}):
+            members = {key: edit for key, edit in edits.items() if edit.batch_number == number}
+            self._fine_tune_on([(edit.prompt, edit.target) for edit in members.values()])
+            self._edits.update(members)
+        self._next_batch_number = _after_last_batch(edits)
+
+    def reset(self) -> None:
+        """Write back the unedited weights (bit for bit) and forget every edit."""
+        self._set_deltas({name: torch.zeros_like(weight) for name, weight in self.unedited.items()})
+        self._edits.clear()
+        self._next_batch_number = 0
+
+    def weight_deltas(self) -> dict[str, torch.Tensor]:
+        """Edited minus unedited value of every trained weight (a copy)."""
+        return {name: delta.clone() for name, delta in self._deltas.items()}
+
+    @torch.no_grad()
+    def _set_deltas(self, deltas: dict[str, torch.Tensor]) -> None:
+        for name, parameter in self.trainable.items():
+            # Zero deltas write `unedited` itself: adding 0.0 would turn a -0.0 weight into +0.0.
+            parameter.copy_(self.unedited[name] + deltas[name] if deltas[name].any() else self.unedited[name])
+        self._deltas = deltas
+
+    # Answering
+
+    def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
+        prompts = _check_texts(prompts, "prompt")
+        if max_new_tokens is None:
+            max_new_tokens = self.config.max_new_tokens
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+        return [QueryResult(text) for text in self.language_model.generate(prompts, max_new_tokens)]
+
+    def score(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]:
+        prompts = _check_texts(prompts, "prompt")
+        targets = _check_texts(targets, "target")
+        if len(prompts) != len(targets):
+            raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
+        return self.language_model.score(prompts, targets)
+
+    # Persistence
+
+    def save(self, path: str | Path) -> None:
+        """`editor.json` (the config), `edits.json` (the edits, for `remove_edit`) and the weight deltas."""
+        folder = write_editor_config(path, self.name, self.config)
+        edits = [{"id": key, **asdict(edit)} for key, edit in self._edits.items()]
+        _write_atomically(folder / EDITS_FILE, lambda staging: staging.write_text(json.dumps(edits, indent=2)))
+        deltas = {name: delta.contiguous().cpu() for name, delta in self._deltas.items()}
+        _write_atomically(folder / DELTAS_FILE, lambda staging: save_file(deltas, str(staging)))
+
+    @classmethod
+    def load(cls, path: str | Path, device=None) -> "FTEditor":
+        saved = read_editor_config(path, expected_editor=cls.name)
+        try:
+            config = cls.config_class(**saved)
+        except TypeError as error:
+            expected = cls.config_class.__name__
+            raise NotASavedEditorError(f"{path}: the saved config does not fit {expected}: {error}") from None
+        editor = cls.from_pretrained(config.model_name, config, device=device)
+        folder = Path(path)
+        for file in (EDITS_FILE, DELTAS_FILE):
+            if not (folder / file).is_file():
+                raise NotASavedEditorError(f"{path} is not a complete saved {cls.name} editor: {file} is missing")
+        deltas = load_file(str(folder / DELTAS_FILE), device=str(editor.language_model.device))
+        if set(deltas) != set(editor.trainable) or any(deltas[n].shape != w.shape for n, w in editor.unedited.items()):
+            raise NotASavedEditorError(f"{path}: the saved weight deltas do not fit the weights this config trains")
+        editor._set_deltas(deltas)
+        for row in json.loads((folder / EDITS_FILE).read_text()):
+            editor._edits[row["id"]] = AppliedEdit(row["prompt"], row["target"], row["batch_number"])
+        editor._next_batch_number = _after_last_batch(editor._edits)
+        return editor
+
+
+class FTKLEditor(FTEditor):
+    """FT+KL: FT plus a KL penalty keeping the outputs on a pool of locality prompts unchanged.
+
+    The pool is `config.locality_prompts`, or `locality_prompts=[...]` given to the
+    constructor / `from_pretrained` (which replaces the config's). From the CLI, an empty
+    `alg.ft_kl.locality_prompts` is filled with `alg.locality_pool_size` locality prompts of
+    the experiment's training split, so the pool never overlaps the evaluated edits. The KL
+    is always to the unedited model, also after many sequential edits.
+    """
+
+    name: ClassVar[str] = "ft_kl"
+    config_class: ClassVar[type[FTConfig]] = FTKLConfig
+
+    @classmethod
+    def from_config(cls, config: dict) -> "FTKLEditor":
+        method_config = cli_config(cls, config)
+        if not method_config.locality_prompts:
+            experiment = config["experiment"]
+            pool = training_locality_prompts(
+                experiment["dataset"], experiment["train_split"], config["alg"]["locality_pool_size"], config.get("data_dir")
+            )
+            method_config = replace(method_config, locality_prompts=pool)
+        return cls.from_pretrained(config["model"]["name"], method_config, device=config.get("device"))
+
+
+class FTLEditor(FTEditor):
+    """FT-L: fine-tune one layer with every weight kept within +-epsilon of its unedited value."""
+
+    name: ClassVar[str] = "ft_l"
+    config_class: ClassVar[type[FTConfig]] = FTLConfig
+
+
+def cli_config(editor_class: type[FTEditor], config: dict) -> FTConfig:
+    """The editor's config from the composed CLI config (`model.name`, `model.prompt_format`, `alg.<name>`)."""
+    fields = dict(config["alg"].get(editor_class.name) or {})
+    fields.update(model_name=config["model"]["name"], prompt_format=config["model"]["prompt_format"])
+    return editor_class.config_class(**fields)
+
+
+def _check_texts(texts: Sequence[str], what: str) -> list[str]:
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+        raise TypeError(f"{what}s must be a list of strings, got {type(texts).__name__}")
+    return [check_text(text, f"{what} {index}") for index, text in enumerate(texts)]
+
+
+def _after_last_batch(edits: dict[str, AppliedEdit]) -> int:
+    return max((edit.batch_number for edit in edits.values()), default=-1) + 1
+
+
+def _write_atomically(file: Path, write) -> None:
+    staging = file.with_name(file.name + ".tmp")
+    write(staging)
+    os.replace(staging, file)
