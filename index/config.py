@@ -1,0 +1,50 @@
+"""Settings of an edit memory and of its vector index."""
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from index.validation import check_positive_int
+
+IndexKind = Literal["flat", "hnsw", "ivf", "flat_l2"]
+INDEX_KINDS: tuple[str, ...] = get_args(IndexKind)
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """How an EditMemory indexes, validates and persists its edits.
+
+    index_kind:
+        "flat"    exact inner product (default; fine up to ~100k edits).
+        "hnsw"    approximate inner product over a graph; fast at 1M edits.
+        "ivf"     approximate inner product over `ivf_nlist` clusters; exact until
+                  it holds enough vectors to train (39 per cluster).
+        "flat_l2" exact squared L2 distance (smaller is closer), for the hidden-state
+                  cache baseline.
+    hnsw_m:           graph neighbours per node; more is slower to build, better recall.
+    hnsw_ef_construction: candidate list size while building the graph.
+    ef_search:        candidate list size while searching HNSW.
+    ivf_nlist:        number of IVF clusters (about sqrt of the expected size).
+    nprobe:           IVF clusters scanned per query.
+    max_text_chars:   longest prompt or target accepted.
+    flush_every:      write the index file after this many changes (0: only on
+                      flush()/close()). Edits are durable without it: the store is the
+                      source of truth and a stale index file is rebuilt on open. Writing
+                      a 1M-vector index takes seconds, so keep this large.
+    """
+
+    index_kind: IndexKind = "flat"
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 40
+    ef_search: int = 128
+    ivf_nlist: int = 1024
+    nprobe: int = 16
+    max_text_chars: int = 10_000
+    flush_every: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.index_kind not in INDEX_KINDS:
+            raise ValueError(f"MemoryConfig.index_kind must be one of {INDEX_KINDS}, got {self.index_kind!r}")
+        for name in ("hnsw_m", "hnsw_ef_construction", "ef_search", "ivf_nlist", "nprobe", "max_text_chars"):
+            check_positive_int(getattr(self, name), f"MemoryConfig.{name}")
+        if isinstance(self.flush_every, bool) or not isinstance(self.flush_every, int) or self.flush_every < 0:
+            raise ValueError(f"MemoryConfig.flush_every must be an int >= 0, got {self.flush_every!r}")

@@ -1,0 +1,256 @@
+"""EditMemory: the durable edit memory of the SERAC editor, searched by vector.
+
+A memory is a folder:
+
+  edits.sqlite   EditStore, the source of truth: every edit with its vector.
+  vectors.faiss  the VectorIndex, a cache of the store's vectors (see index_file.py).
+  vectors.json   what vectors.faiss reflects.
+  memory.lock    held while the folder is open (see folder_lock.py).
+
+An add is durable once the store has committed it. The index file is written lazily,
+on flush()/close() and every `flush_every` changes, because writing a 1M-vector index
+takes seconds. On open, an index file that is missing, stale, corrupt or built with
+other settings is rebuilt from the store, with a logged warning; nothing is lost.
+
+All methods may be called from several threads: one re-entrant lock orders every change
+to the store and index, and searches, so the two always agree.
+"""
+
+from __future__ import (
+    annotations,  # the list() method shadows the builtin in annotations
+)
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from index.config import MemoryConfig
+from index.errors import IndexFileError, NotAnEditMemoryError
+from index.folder_lock import FolderLock
+from index.index_file import (
+    IndexManifest,
+    load_index_files,
+    save_index_files,
+    write_manifest,
+)
+from index.store import Edit, EditStore
+from index.validation import as_query_matrix, as_vector, as_vector_matrix
+from index.vectors import VectorIndex
+
+logger = logging.getLogger(__name__)
+
+STORE_FILE = "edits.sqlite"
+LOCK_FILE = "memory.lock"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result. `score` is the inner product (larger is closer), or the
+    squared L2 distance (smaller is closer) for index_kind "flat_l2"."""
+
+    id: int
+    score: float
+    prompt: str
+    target: str
+    metadata: dict[str, Any]
+
+    @classmethod
+    def of(cls, edit: Edit, score: float) -> Hit:
+        return cls(id=edit.id, score=score, prompt=edit.prompt, target=edit.target, metadata=edit.metadata)
+
+
+class EditMemory:
+    """Edits stored durably in a folder and retrieved by nearest vector."""
+
+    def __init__(self, path: str | Path, dim: int, encoder_name: str, config: MemoryConfig = MemoryConfig()) -> None:
+        self.path = Path(path)
+        self.config = config
+        if self.path.exists() and not self.path.is_dir():
+            raise NotAnEditMemoryError(f"{self.path} is a file, not an edit memory folder")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        with ExitStack() as undo_if_opening_fails:
+            self._folder_lock = FolderLock(self.path / LOCK_FILE)
+            undo_if_opening_fails.callback(self._folder_lock.release)
+            self._store = EditStore(self.path / STORE_FILE, dim, encoder_name, config.max_text_chars)
+            undo_if_opening_fails.callback(self._store.close)
+            self._index, self._saved_manifest = self._load_or_rebuild_index()
+            undo_if_opening_fails.pop_all()
+        self._index_changed_since_save = False
+        self._changes_since_flush = 0
+
+    @classmethod
+    def open_existing(cls, path: str | Path, config: MemoryConfig = MemoryConfig()) -> EditMemory:
+        """Open a memory folder made earlier, with the encoder name and dim recorded in it."""
+        path = Path(path)
+        if not (path / STORE_FILE).is_file():
+            raise NotAnEditMemoryError(f"{path} is not an edit memory folder: it has no {STORE_FILE}")
+        identity = EditStore.identity_of(path / STORE_FILE)
+        return cls(path, identity.dim, identity.encoder_name, config)
+
+    @property
+    def dim(self) -> int:
+        return self._store.dim
+
+    @property
+    def encoder_name(self) -> str:
+        return self._store.encoder_name
+
+    def _load_or_rebuild_index(self) -> tuple[VectorIndex, IndexManifest | None]:
+        store_count = self._store.count()
+        if store_count == 0:
+            # Nothing to load or lose; an index file left on disk is overwritten at the next flush.
+            return VectorIndex(self.dim, self.config), None
+        try:
+            return load_index_files(self.path, self.dim, self.config, self._store.generation(), store_count)
+        except IndexFileError as problem:
+            logger.warning("Rebuilding the vector index of %s from %s: %s", self.path, STORE_FILE, problem)
+        index = VectorIndex(self.dim, self.config)
+        for ids, vectors in self._store.iter_vectors():
+            index.add(ids, vectors)
+        # Saved now so that the next open does not rebuild again.
+        return index, save_index_files(self.path, index, self._store.generation())
+
+    def _record_changes(self, count: int, index_changed: bool) -> None:
+        self._changes_since_flush += count
+        self._index_changed_since_save |= index_changed
+        if self.config.flush_every and self._changes_since_flush >= self.config.flush_every:
+            try:
+                self.flush()
+            except (OSError, RuntimeError) as error:  # faiss raises RuntimeError when it cannot write
+                # The change is committed to the store already; only the index file lags
+                # behind, so the caller's add must not fail. Retried after flush_every more.
+                logger.warning("Could not write the vector index of %s: %s", self.path, error)
+                self._changes_since_flush = 0
+
+    def add(self, prompt: str, target: str, vector: Any, metadata: dict[str, Any] | None = None) -> int:
+        """Store one edit and return its id; durable when this returns."""
+        return self.add_many([prompt], [target], as_vector(vector, self.dim)[None, :], [metadata])[0]
+
+    def add_many(
+        self,
+        prompts: Sequence[str],
+        targets: Sequence[str],
+        vectors: Any,
+        metadata: Sequence[dict[str, Any] | None] | None = None,
+    ) -> list[int]:
+        """Store a batch of edits (all or none) and return their ids in order.
+
+        `vectors` has shape (len(prompts), dim); `metadata` is None or one dict/None per edit.
+        """
+        vectors = as_vector_matrix(vectors, self.dim)
+        with self._lock:
+            ids = self._store.add_many(prompts, targets, vectors, metadata)
+            self._index.add(ids, vectors)
+            self._record_changes(len(ids), index_changed=True)
+        return ids
+
+    def remove(self, edit_id: int) -> None:
+        """Delete one edit; EditNotFoundError if there is none with this id."""
+        with self._lock:
+            self._store.remove(edit_id)
+            self._index.remove([edit_id])
+            self._record_changes(1, index_changed=True)
+
+    def update(
+        self,
+        edit_id: int,
+        *,
+        prompt: str | None = None,
+        target: str | None = None,
+        vector: Any = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Replace the given fields of one edit; fields left as None keep their value."""
+        with self._lock:
+            self._store.update(edit_id, prompt=prompt, target=target, vector=vector, metadata=metadata)
+            if vector is not None:
+                self._index.remove([edit_id])
+                self._index.add([edit_id], as_vector(vector, self.dim)[None, :])
+            self._record_changes(1, index_changed=vector is not None)
+
+    def clear(self) -> None:
+        """Remove every edit."""
+        with self._lock:
+            removed = self._store.count()
+            self._store.clear()
+            self._index = VectorIndex(self.dim, self.config)
+            self._record_changes(removed, index_changed=True)
+
+    def get(self, edit_id: int) -> Edit:
+        """The edit with this id; EditNotFoundError if there is none."""
+        return self._store.get(edit_id)
+
+    def list(self) -> list[Edit]:
+        """Every edit, oldest first."""
+        return self._store.list()
+
+    def __iter__(self) -> Iterator[Edit]:
+        return iter(self.list())
+
+    def count(self) -> int:
+        return self._store.count()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def search(self, query_vectors: Any, k: int = 1) -> list[list[Hit]]:
+        """The k nearest edits of each query, nearest first; fewer when the memory holds fewer.
+
+        `query_vectors` has shape (n, dim), or (dim,) for a single query; one list per query.
+        """
+        queries = as_query_matrix(query_vectors, self.dim)
+        with self._lock:
+            scores, ids = self._index.search(queries, k)
+            edits = self._store.get_many(ids[ids >= 0].tolist())
+        return [
+            [Hit.of(edits[edit_id], score) for score, edit_id in zip(row_scores.tolist(), row_ids.tolist()) if edit_id >= 0]
+            for row_scores, row_ids in zip(scores, ids)
+        ]
+
+    def flush(self) -> None:
+        """Write the index files so the next open need not rebuild; edits are durable without it."""
+        with self._lock:
+            generation = self._store.generation()
+            if self._index_changed_since_save or self._saved_manifest is None:
+                self._saved_manifest = save_index_files(self.path, self._index, generation)
+            elif self._saved_manifest.store_generation != generation:
+                # Only texts or metadata changed: the saved vectors are still right.
+                self._saved_manifest = replace(self._saved_manifest, store_generation=generation)
+                write_manifest(self.path, self._saved_manifest)
+            self._index_changed_since_save = False
+            self._changes_since_flush = 0
+
+    def copy_to(self, path: str | Path) -> None:
+        """Write a copy of this memory into a new folder `path` (which must not hold a memory yet)."""
+        target = Path(path)
+        if (target / STORE_FILE).exists():
+            raise NotAnEditMemoryError(f"{target} already holds an edit memory; copy into a new folder")
+        target.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._store.backup_to(target / STORE_FILE)
+            save_index_files(target, self._index, self._store.generation())
+
+    def close(self) -> None:
+        """Flush and release the folder; safe to call twice."""
+        with self._lock:
+            if self._folder_lock.is_released:
+                return
+            try:
+                self.flush()
+            finally:
+                self._store.close()
+                self._folder_lock.release()
+
+    def __enter__(self) -> EditMemory:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc_value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
