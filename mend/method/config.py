@@ -1,0 +1,79 @@
+"""Settings of MEND (Mitchell et al., ICLR 2022): which matrices are edited and how the editor networks learn."""
+
+import re
+from dataclasses import dataclass, field
+
+from serac.core.editor import check_text
+
+# Containers of the MLP's matrices in common architectures, by module name: `mlp` (Llama,
+# GPT-2, GPT-J, GPT-NeoX, Falcon), `feed_forward`/`ffn` (Mistral-style and others),
+# `DenseReluDense` (T5), and OPT/BART's bare `fc1`/`fc2`. A pattern, not a branch on the
+# model: another architecture is handled by setting `module_pattern` or `edit_modules`.
+MLP_MODULE_PATTERN = r"(^|\.)(mlp|feed_forward|ffn|DenseReluDense)\.|(^|\.)fc[12]$"
+INITS = ("identity", "random")
+
+
+@dataclass
+class MENDConfig:
+    """MEND's editor networks and the matrices they edit.
+
+    model_name:     the base model (a name `serac.core.models.load_model` resolves); saved so
+                    `load` can rebuild the editor.
+    prompt_format:  "plain" or "chat" (see `LanguageModel`).
+    edit_modules:   names of the edited linear layers (nn.Linear or GPT-2 Conv1D). None picks
+                    the layers matching `module_pattern` in blocks `layers` of every layer
+                    stack; the editor stores the names it picked, so a saved editor is stable.
+    module_pattern: regex searched in module names (relative to their block) to pick the
+                    edited layers; the default picks the MLP matrices.
+    layers:         block indices in each layer stack (negative counts from the end).
+    rank:           rank of the low-rank matrices U V of the editor networks (capped at the
+                    network's width, the sum of a layer's input and output sizes).
+    init:           "identity": U = 0, so at initialisation a network returns its input and
+                    MEND's update is a plain gradient step of size `edit_lr`; "random": U is
+                    drawn small at random too.
+    edit_lr:        initial value of the learned per-layer step size alpha.
+    edit_lr_lr:     learning rate of the step sizes alpha (the networks use the training lr).
+    c_edit:         weight of the edit loss: L = c_edit * L_edit + L_locality.
+    """
+
+    model_name: str = "smollm2-135m"
+    prompt_format: str = "plain"
+    edit_modules: list[str] | None = None
+    module_pattern: str = MLP_MODULE_PATTERN
+    layers: list[int] = field(default_factory=lambda: [-3, -2, -1])
+    rank: int = 1920
+    init: str = "identity"
+    edit_lr: float = 1e-4
+    edit_lr_lr: float = 1e-4
+    c_edit: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_text(self.model_name, "MENDConfig.model_name")
+        if self.prompt_format not in ("plain", "chat"):
+            raise ValueError(f"MENDConfig.prompt_format must be 'plain' or 'chat', got {self.prompt_format!r}")
+        if self.edit_modules is not None:
+            if isinstance(self.edit_modules, (str, bytes)) or not isinstance(self.edit_modules, (list, tuple)):
+                raise ValueError(f"MENDConfig.edit_modules must be a list of module names or None, got {self.edit_modules!r}")
+            if not self.edit_modules:
+                raise ValueError("MENDConfig.edit_modules must name at least one module (or be None for the default)")
+            self.edit_modules = [check_text(name, f"MENDConfig.edit_modules[{i}]") for i, name in enumerate(self.edit_modules)]
+            duplicates = sorted({name for name in self.edit_modules if self.edit_modules.count(name) > 1})
+            if duplicates:
+                raise ValueError(f"MENDConfig.edit_modules names {duplicates} more than once")
+        try:
+            re.compile(self.module_pattern)
+        except (re.error, TypeError) as error:
+            raise ValueError(f"MENDConfig.module_pattern {self.module_pattern!r} is not a valid regex: {error}") from None
+        if isinstance(self.layers, (str, bytes)) or not isinstance(self.layers, (list, tuple)) or not self.layers:
+            raise ValueError(f"MENDConfig.layers must be a non-empty list of block indices, got {self.layers!r}")
+        if not all(isinstance(index, int) and not isinstance(index, bool) for index in self.layers):
+            raise ValueError(f"MENDConfig.layers must hold ints, got {self.layers!r}")
+        self.layers = list(self.layers)
+        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
+            raise ValueError(f"MENDConfig.rank must be an int >= 1, got {self.rank!r}")
+        if self.init not in INITS:
+            raise ValueError(f"MENDConfig.init must be one of {INITS}, got {self.init!r}")
+        for name in ("edit_lr", "edit_lr_lr", "c_edit"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"MENDConfig.{name} must be a number > 0, got {value!r}")
