@@ -11,7 +11,6 @@ never been made (deterministic on one machine; costs one fine-tuning run per rem
 """
 
 import json
-import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -25,10 +24,15 @@ from mend.finetune.config import FTConfig, FTKLConfig, FTLConfig
 from mend.finetune.fine_tune import fine_tune
 from mend.finetune.locality import LocalityAnchor, training_locality_prompts
 from mend.finetune.trainable_parameters import select_trainable_parameters
-from serac.core.editor import Editor, QueryResult, check_edits, check_text
+from serac.core.editor import Editor, QueryResult, check_edits, check_texts
 from serac.core.language_model import LanguageModel, TargetScore
 from serac.core.models import load_model, load_tokenizer
-from serac.core.saving import NotASavedEditorError, read_editor_config, write_editor_config
+from serac.core.saving import (
+    NotASavedEditorError,
+    read_editor_config,
+    write_atomically,
+    write_editor_config,
+)
 
 EDITS_FILE = "edits.json"
 DELTAS_FILE = "weight_deltas.safetensors"
@@ -157,7 +161,7 @@ class FTEditor(Editor):
     # Answering
 
     def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
-        prompts = _check_texts(prompts, "prompt")
+        prompts = check_texts(prompts, "prompt")
         if max_new_tokens is None:
             max_new_tokens = self.config.max_new_tokens
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
@@ -165,8 +169,8 @@ class FTEditor(Editor):
         return [QueryResult(text) for text in self.language_model.generate(prompts, max_new_tokens)]
 
     def score(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]:
-        prompts = _check_texts(prompts, "prompt")
-        targets = _check_texts(targets, "target")
+        prompts = check_texts(prompts, "prompt")
+        targets = check_texts(targets, "target")
         if len(prompts) != len(targets):
             raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
         return self.language_model.score(prompts, targets)
@@ -177,9 +181,9 @@ class FTEditor(Editor):
         """`editor.json` (the config), `edits.json` (the edits, for `remove_edit`) and the weight deltas."""
         folder = write_editor_config(path, self.name, self.config)
         edits = [{"id": key, **asdict(edit)} for key, edit in self._edits.items()]
-        _write_atomically(folder / EDITS_FILE, lambda staging: staging.write_text(json.dumps(edits, indent=2)))
+        write_atomically(folder / EDITS_FILE, lambda staging: staging.write_text(json.dumps(edits, indent=2)))
         deltas = {name: delta.contiguous().cpu() for name, delta in self._deltas.items()}
-        _write_atomically(folder / DELTAS_FILE, lambda staging: save_file(deltas, str(staging)))
+        write_atomically(folder / DELTAS_FILE, lambda staging: save_file(deltas, str(staging)))
 
     @classmethod
     def load(cls, path: str | Path, device=None) -> "FTEditor":
@@ -243,17 +247,6 @@ def cli_config(editor_class: type[FTEditor], config: dict) -> FTConfig:
     return editor_class.config_class(**fields)
 
 
-def _check_texts(texts: Sequence[str], what: str) -> list[str]:
-    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
-        raise TypeError(f"{what}s must be a list of strings, got {type(texts).__name__}")
-    return [check_text(text, f"{what} {index}") for index, text in enumerate(texts)]
-
-
 def _after_last_batch(edits: dict[str, AppliedEdit]) -> int:
     return max((edit.batch_number for edit in edits.values()), default=-1) + 1
 
-
-def _write_atomically(file: Path, write) -> None:
-    staging = file.with_name(file.name + ".tmp")
-    write(staging)
-    os.replace(staging, file)

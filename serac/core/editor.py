@@ -40,6 +40,13 @@ def check_text(value, what: str, max_chars: int = MAX_TEXT_CHARS) -> str:
     return value
 
 
+def check_texts(texts: Sequence[str], what: str) -> list[str]:
+    """A list of usable texts (prompts or targets), else a clear error naming the bad one."""
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+        raise TypeError(f"{what}s must be a list of strings, got {type(texts).__name__}")
+    return [check_text(text, f"{what} {index}") for index, text in enumerate(texts)]
+
+
 def check_edits(edits: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     if isinstance(edits, (str, bytes)) or not isinstance(edits, Sequence):
         raise TypeError("edits must be a list of (prompt, target) pairs")
@@ -58,16 +65,16 @@ class Editor(ABC):
 
     @abstractmethod
     def add_edits(self, edits: Sequence[tuple[str, str]]) -> list[str]:
-        """Apply a batch of (prompt, target) edits at once; returns one id per edit."""
+        """Apply a batch of (prompt, target) edits at once; returns one id per edit (ids are opaque)."""
 
     def add_edit(self, prompt: str, target: str) -> str:
         return self.add_edits([(prompt, target)])[0]
 
     @abstractmethod
-    def query_batch(self, prompts: Sequence[str], max_new_tokens: int = 20) -> list[QueryResult]:
-        """Greedy answers of the edited model."""
+    def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
+        """Greedy answers of the edited model (`max_new_tokens` None: the editor's configured length)."""
 
-    def query(self, prompt: str, max_new_tokens: int = 20) -> QueryResult:
+    def query(self, prompt: str, max_new_tokens: int | None = None) -> QueryResult:
         return self.query_batch([check_text(prompt, "prompt")], max_new_tokens)[0]
 
     @abstractmethod
@@ -94,3 +101,16 @@ class Editor(ABC):
     @abstractmethod
     def load(cls, path: str | Path, device=None) -> "Editor":
         """The editor saved at `path`."""
+
+    # The CLI builds and trains editors from the composed Hydra config (a plain dict with
+    # keys `model`, `alg`, `experiment`, `data_dir`, `device`, `seed`).
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Editor":
+        """A ready editor built from the config (for trained methods: with untrained components)."""
+        raise NotImplementedError(f"the {cls.name!r} editor cannot be built from a config; load a saved one")
+
+    @classmethod
+    def train_from_config(cls, config: dict, output_dir: Path) -> Path:
+        """Train the editor as configured; returns the folder of the saved, trained editor."""
+        raise TypeError(f"the {cls.name!r} editor has nothing to train; evaluate it directly")

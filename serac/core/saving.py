@@ -13,14 +13,19 @@ class NotASavedEditorError(ValueError):
     """The path does not hold an editor written by `Editor.save`."""
 
 
+def write_atomically(file: Path, write) -> None:
+    """Call `write(staging_path)`, then move the result over `file`: a crash never leaves half a file."""
+    staging = file.with_name(file.name + ".tmp")
+    write(staging)
+    os.replace(staging, file)
+
+
 def write_editor_config(path: str | Path, editor_name: str, config) -> Path:
     """Create the folder and write its config atomically; returns the folder."""
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     body = {"editor": editor_name, "format_version": FORMAT_VERSION, "config": dataclasses.asdict(config)}
-    staging = folder / (CONFIG_FILE + ".tmp")
-    staging.write_text(json.dumps(body, indent=2))
-    os.replace(staging, folder / CONFIG_FILE)
+    write_atomically(folder / CONFIG_FILE, lambda staging: staging.write_text(json.dumps(body, indent=2)))
     return folder
 
 

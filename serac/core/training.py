@@ -29,7 +29,12 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
-from accelerate.utils import DistributedDataParallelKwargs, gather_object, send_to_device, set_seed
+from accelerate.utils import (
+    DistributedDataParallelKwargs,
+    gather_object,
+    send_to_device,
+    set_seed,
+)
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn

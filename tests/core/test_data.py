@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from serac.core.data import CONVSENT_TEMPLATES, DataFormatError, data_dir, load_records, records_to_dataset
+from serac.core.data import (
+    CONVSENT_TEMPLATES,
+    DataFormatError,
+    data_dir,
+    load_records,
+    records_to_dataset,
+)
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SHARED_FILES = [

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from training_toy import PAIRS, AnswerQuestions, WithUnusedParameters
 
 from serac.core.train_config import TrainConfig
 from serac.core.training import CheckpointError, load_trained_weights, train
-from training_toy import PAIRS, AnswerQuestions, WithUnusedParameters
 
 TOY_SCRIPT = Path(__file__).with_name("training_toy.py")
 

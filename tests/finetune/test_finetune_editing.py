@@ -2,10 +2,26 @@
 
 import pytest
 import torch
+from finetune_examples import (
+    FAST,
+    LOCALITY_PROMPTS,
+    OTHER_PROMPT,
+    OTHER_TARGET,
+    PROMPT,
+    TARGET,
+    THIRD_PROMPT,
+    THIRD_TARGET,
+)
 
-from mend.finetune import FTConfig, FTEditor, FTKLConfig, FTKLEditor, FTLConfig, FTLEditor
+from mend.finetune import (
+    FTConfig,
+    FTEditor,
+    FTKLConfig,
+    FTKLEditor,
+    FTLConfig,
+    FTLEditor,
+)
 from mend.finetune.locality import LocalityAnchor
-from finetune_examples import FAST, LOCALITY_PROMPTS, OTHER_PROMPT, OTHER_TARGET, PROMPT, TARGET, THIRD_PROMPT, THIRD_TARGET
 
 
 def weights(editor) -> dict[str, torch.Tensor]:

@@ -4,9 +4,25 @@ import json
 
 import pytest
 import torch
-from finetune_examples import FAST, LOCALITY_PROMPTS, OTHER_PROMPT, OTHER_TARGET, PROMPT, TARGET, THIRD_PROMPT, THIRD_TARGET
+from finetune_examples import (
+    FAST,
+    LOCALITY_PROMPTS,
+    OTHER_PROMPT,
+    OTHER_TARGET,
+    PROMPT,
+    TARGET,
+    THIRD_PROMPT,
+    THIRD_TARGET,
+)
 
-from mend.finetune import FTConfig, FTEditor, FTKLConfig, FTKLEditor, FTLConfig, FTLEditor
+from mend.finetune import (
+    FTConfig,
+    FTEditor,
+    FTKLConfig,
+    FTKLEditor,
+    FTLConfig,
+    FTLEditor,
+)
 from serac.core.registry import editor_class
 from serac.core.saving import NotASavedEditorError, saved_editor_name
 

@@ -1,0 +1,1 @@
+"""SERAC: edits in an explicit memory, a scope classifier, and a counterfactual model."""

@@ -1,0 +1,82 @@
+"""Finds, for each query, the stored edit that covers it (if any).
+
+FAISS proposes the `top_k` nearest edits by embedding; the cross-encoder re-scores those
+candidates; the best one routes the query when its probability reaches the threshold.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from index import EditMemory
+from serac.method.config import SERACConfig
+from serac.method.scope_classifier import ScopeClassifier
+
+
+@dataclass(frozen=True)
+class Route:
+    """The best stored edit for a query; `edit_id` is None when the memory is empty."""
+
+    edit_id: int | None
+    prompt: str
+    target: str
+    probability: float
+    in_scope: bool
+
+
+NO_EDIT = Route(edit_id=None, prompt="", target="", probability=0.0, in_scope=False)
+
+
+class Router:
+    def __init__(self, classifier: ScopeClassifier, memory: EditMemory, config: SERACConfig, batch_size: int = 64):
+        self.classifier = classifier
+        self.memory = memory
+        self.config = config
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def embed(self, texts: list[str]) -> np.ndarray:
+        chunks = [self.classifier.embed(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        return torch.cat(chunks).float().cpu().numpy()
+
+    @torch.no_grad()
+    def route(self, queries: list[str]) -> list[Route]:
+        if not queries or self.memory.count() == 0:
+            return [NO_EDIT for _ in queries]
+        if self.config.retrieval == "exhaustive":
+            everything = self.memory.list()
+            candidates = [[(edit, None) for edit in everything] for _ in queries]
+        else:
+            hits = self.memory.search(self.embed(queries), k=self.config.top_k)
+            candidates = [[(hit, hit.score) for hit in query_hits] for query_hits in hits]
+        probabilities = self._probabilities(queries, candidates)
+        routes = []
+        for query_candidates, query_probabilities in zip(candidates, probabilities):
+            if not query_candidates:
+                routes.append(NO_EDIT)
+                continue
+            best = int(np.argmax(query_probabilities))
+            edit = query_candidates[best][0]
+            probability = float(query_probabilities[best])
+            routes.append(Route(edit.id, edit.prompt, edit.target, probability, probability >= self.config.threshold))
+        return routes
+
+    def _probabilities(self, queries: list[str], candidates: list[list[tuple]]) -> list[np.ndarray]:
+        """In-scope probability of every (candidate edit, query) pair, grouped by query."""
+        if not self.config.rerank:
+            return [
+                torch.sigmoid(self.classifier.similarity_logits(torch.tensor([score for _, score in pairs]))).numpy()
+                for pairs in candidates
+            ]
+        edit_texts = [edit.prompt for pairs in candidates for edit, _ in pairs]
+        query_texts = [query for query, pairs in zip(queries, candidates) for _ in pairs]
+        logits = torch.cat(
+            [
+                self.classifier.cross_logits(edit_texts[i : i + self.batch_size], query_texts[i : i + self.batch_size])
+                for i in range(0, len(edit_texts), self.batch_size)
+            ]
+        ) if edit_texts else torch.empty(0)
+        flat = torch.sigmoid(logits).float().cpu().numpy()
+        sizes = np.cumsum([len(pairs) for pairs in candidates])[:-1]
+        return np.split(flat, sizes)
