@@ -18,16 +18,6 @@ from serac.core.training import CheckpointError, load_trained_weights, train
 TOY_SCRIPT = Path(__file__).with_name("training_toy.py")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The toy model is too small to gain from threads, and on a busy 2-core machine
-    # spinning OpenMP threads make these tests several times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def config(output_dir, **overrides) -> TrainConfig:
     settings = dict(
         output_dir=str(output_dir), lr=1e-2, batch_size=4, max_steps=6, val_every=3, log_every=1,

@@ -1,0 +1,13 @@
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def tiny_models_on_one_cpu_thread(monkeypatch):
+    # Tiny models gain nothing from threads, and on a shared 2-core machine idle-spinning
+    # OpenMP threads make them many times slower. Tests also never pick a GPU by chance.
+    monkeypatch.setenv("SERAC_DEVICE", "cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
