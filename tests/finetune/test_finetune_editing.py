@@ -11,6 +11,7 @@ from finetune_examples import (
     TARGET,
     THIRD_PROMPT,
     THIRD_TARGET,
+    weights,
 )
 
 from mend.finetune import (
@@ -22,10 +23,6 @@ from mend.finetune import (
     FTLEditor,
 )
 from mend.finetune.locality import LocalityAnchor
-
-
-def weights(editor) -> dict[str, torch.Tensor]:
-    return {name: tensor.clone() for name, tensor in editor.language_model.model.state_dict().items()}
 
 
 def assert_same_bits(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> None:

@@ -13,6 +13,7 @@ from finetune_examples import (
     TARGET,
     THIRD_PROMPT,
     THIRD_TARGET,
+    weights,
 )
 
 from mend.finetune import (
@@ -25,10 +26,6 @@ from mend.finetune import (
 )
 from serac.core.registry import editor_class
 from serac.core.saving import NotASavedEditorError, saved_editor_name
-
-
-def model_weights(editor) -> dict[str, torch.Tensor]:
-    return {name: tensor.clone() for name, tensor in editor.language_model.model.state_dict().items()}
 
 
 @pytest.mark.parametrize(
@@ -53,7 +50,7 @@ def test_a_saved_editor_reloads_identically(tmp_path, editor_type, config, model
     assert type(loaded) is editor_type
     assert loaded.config == editor.config
     assert loaded.edit_ids() == editor.edit_ids()
-    original, reloaded = model_weights(editor), model_weights(loaded)
+    original, reloaded = weights(editor), weights(loaded)
     for name in original:
         assert torch.equal(original[name].view(torch.int32), reloaded[name].view(torch.int32)), name
     prompts, targets = [PROMPT, OTHER_PROMPT, THIRD_PROMPT], [TARGET, OTHER_TARGET, THIRD_TARGET]
@@ -123,11 +120,11 @@ def test_the_editors_are_registered_and_build_from_cli_configs():
 )
 def test_bad_input_is_refused_and_leaves_the_model_unchanged(bad_call, error, message):
     editor = FTEditor.from_pretrained("tiny-llama", FTConfig(**FAST))
-    before = model_weights(editor)
+    before = weights(editor)
     with pytest.raises(error, match=message):
         bad_call(editor)
     assert editor.edit_ids() == []
-    assert all(torch.equal(before[name], weight) for name, weight in model_weights(editor).items())
+    assert all(torch.equal(before[name], weight) for name, weight in weights(editor).items())
 
 
 @pytest.mark.parametrize(
@@ -171,7 +168,7 @@ def test_bad_editor_setups_are_refused():
 def test_a_diverging_run_raises_and_keeps_the_previous_weights(monkeypatch):
     editor = FTEditor.from_pretrained("tiny-llama", FTConfig(**FAST))
     editor.add_edit(OTHER_PROMPT, OTHER_TARGET)
-    before = model_weights(editor)
+    before = weights(editor)
     real_nll, calls = editor.language_model.nll, []
 
     def nll_diverging_at_the_third_step(batch):
@@ -183,4 +180,4 @@ def test_a_diverging_run_raises_and_keeps_the_previous_weights(monkeypatch):
     with pytest.raises(FloatingPointError, match="lower config.lr"):
         editor.add_edit(PROMPT, TARGET)
     assert len(editor.edit_ids()) == 1
-    assert all(torch.equal(before[name], weight) for name, weight in model_weights(editor).items())
+    assert all(torch.equal(before[name], weight) for name, weight in weights(editor).items())

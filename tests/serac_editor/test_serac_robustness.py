@@ -6,8 +6,9 @@ import sys
 import threading
 from pathlib import Path
 
-from serac.method.editor import SERAC
 from tiny_serac import sharpen_embedding_scorer
+
+from serac.method.editor import SERAC
 
 HERE = Path(__file__).parent
 ADD_EDITS_FOREVER = """
