@@ -50,23 +50,26 @@ class Router:
         else:
             hits = self.memory.search(self.embed(queries), k=self.config.top_k)
             candidates = [[(hit, hit.score) for hit in query_hits] for query_hits in hits]
-        probabilities = self._probabilities(queries, candidates)
+        logits = self._logits(queries, candidates)
         routes = []
-        for query_candidates, query_probabilities in zip(candidates, probabilities):
+        for query_candidates, query_logits in zip(candidates, logits):
             if not query_candidates:
                 routes.append(NO_EDIT)
                 continue
-            best = int(np.argmax(query_probabilities))
+            # Compare logits, not probabilities: near-duplicate edits saturate the sigmoid at 1.0,
+            # and the logit still tells the exact match from the paraphrase. On a tie (the same
+            # prompt edited twice) the newest edit, with the larger id, wins.
+            best = max(range(len(query_candidates)), key=lambda i: (query_logits[i], query_candidates[i][0].id))
             edit = query_candidates[best][0]
-            probability = float(query_probabilities[best])
+            probability = float(torch.sigmoid(torch.tensor(query_logits[best])))
             routes.append(Route(edit.id, edit.prompt, edit.target, probability, probability >= self.config.threshold))
         return routes
 
-    def _probabilities(self, queries: list[str], candidates: list[list[tuple]]) -> list[np.ndarray]:
-        """In-scope probability of every (candidate edit, query) pair, grouped by query."""
+    def _logits(self, queries: list[str], candidates: list[list[tuple]]) -> list[np.ndarray]:
+        """In-scope logit of every (candidate edit, query) pair, grouped by query."""
         if not self.config.rerank:
             return [
-                torch.sigmoid(self.classifier.similarity_logits(torch.tensor([score for _, score in pairs]))).numpy()
+                self.classifier.similarity_logits(torch.tensor([score for _, score in pairs])).float().cpu().numpy()
                 for pairs in candidates
             ]
         edit_texts = [edit.prompt for pairs in candidates for edit, _ in pairs]
@@ -77,6 +80,6 @@ class Router:
                 for i in range(0, len(edit_texts), self.batch_size)
             ]
         ) if edit_texts else torch.empty(0)
-        flat = torch.sigmoid(logits).float().cpu().numpy()
+        flat = logits.float().cpu().numpy()
         sizes = np.cumsum([len(pairs) for pairs in candidates])[:-1]
         return np.split(flat, sizes)

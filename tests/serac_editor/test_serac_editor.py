@@ -18,6 +18,12 @@ def test_an_edit_routes_its_own_prompt_and_nothing_unrelated(editor):
     assert not unrelated.routed and unrelated.edit_id is None
 
 
+def test_a_newer_edit_of_the_same_prompt_wins(editor):
+    editor.add_edit(QUESTION, "Jane Austen")
+    newer = editor.add_edit(QUESTION, "Mary Shelley")
+    assert editor.query(QUESTION).edit_id == newer
+
+
 def test_routed_prompts_are_answered_by_the_counterfactual_model_and_the_rest_by_the_base(editor):
     editor.add_edit(QUESTION, "Jane Austen")
     scores = editor.score([QUESTION, UNRELATED], ["Jane Austen", "Paris"])
