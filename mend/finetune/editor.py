@@ -24,7 +24,7 @@ from mend.finetune.config import FTConfig, FTKLConfig, FTLConfig
 from mend.finetune.fine_tune import fine_tune
 from mend.finetune.locality import LocalityAnchor, training_locality_prompts
 from mend.finetune.trainable_parameters import select_trainable_parameters
-from serac.core.editor import Editor, QueryResult, check_edits, check_texts
+from serac.core.editor import Editor, QueryResult, check_edits, check_pairs, check_texts
 from serac.core.language_model import LanguageModel, TargetScore
 from serac.core.models import load_model, load_tokenizer
 from serac.core.saving import (
@@ -174,6 +174,9 @@ class FTEditor(Editor):
         if len(prompts) != len(targets):
             raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
         return self.language_model.score(prompts, targets)
+
+    def target_logprobs(self, prompts: Sequence[str], targets: Sequence[str]) -> list[torch.Tensor]:
+        return self.language_model.target_logprobs(*check_pairs(prompts, targets))
 
     # Persistence
 

@@ -32,7 +32,7 @@ from mend.method.edited_modules import edited_modules
 from mend.method.pseudo_gradient import GradientTransform, weight_deltas
 from mend.method.training_loss import MENDTraining
 from serac.core import nethook
-from serac.core.editor import Editor, QueryResult, check_edits, check_texts
+from serac.core.editor import Editor, QueryResult, check_edits, check_pairs, check_texts
 from serac.core.experiment import training_records
 from serac.core.language_model import LanguageModel, TargetScore
 from serac.core.models import load_model, load_tokenizer
@@ -143,6 +143,9 @@ class MENDEditor(Editor):
         if len(prompts) != len(targets):
             raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
         return self.language_model.score(prompts, targets)
+
+    def target_logprobs(self, prompts: Sequence[str], targets: Sequence[str]) -> list[torch.Tensor]:
+        return self.language_model.target_logprobs(*check_pairs(prompts, targets))
 
     # Persistence
 

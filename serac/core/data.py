@@ -179,7 +179,7 @@ def _topic_records(
         other_topic = topics[(index + 1) % len(topics)]
         records.append(
             EditRecord(
-                prompt=f"Topic: {topic}. {descriptor}: {label}",
+                prompt=f"Topic: {topic}. {descriptor}:",  # + " " + target reads "Topic: X. Sentiment: positive"
                 target=label,
                 rephrases=tuple(template.format(topic) for template in CONVSENT_TEMPLATES),
                 locality_prompts=tuple(template.format(other_topic) for template in CONVSENT_TEMPLATES),

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import torch
+
 from serac.core.language_model import TargetScore
 
 MAX_TEXT_CHARS = 4000
@@ -47,6 +49,14 @@ def check_texts(texts: Sequence[str], what: str) -> list[str]:
     return [check_text(text, f"{what} {index}") for index, text in enumerate(texts)]
 
 
+def check_pairs(prompts: Sequence[str], targets: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Usable prompts and targets of equal number, else a clear error."""
+    prompts, targets = check_texts(prompts, "prompt"), check_texts(targets, "target")
+    if len(prompts) != len(targets):
+        raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
+    return prompts, targets
+
+
 def check_edits(edits: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     if isinstance(edits, (str, bytes)) or not isinstance(edits, Sequence):
         raise TypeError("edits must be a list of (prompt, target) pairs")
@@ -80,6 +90,13 @@ class Editor(ABC):
     @abstractmethod
     def score(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]:
         """Teacher-forced scores of `targets` after `prompts` under the edited model (for the metrics)."""
+
+    def target_logprobs(self, prompts: Sequence[str], targets: Sequence[str]) -> list[torch.Tensor]:
+        """Next-token log-probs of the edited model at each target position: [target_len, vocab] per pair.
+
+        For KL divergences between the unedited and the edited model (dialogue drawdown).
+        """
+        raise NotImplementedError(f"the {self.name!r} editor cannot give next-token distributions (target_logprobs)")
 
     @abstractmethod
     def edit_ids(self) -> list[str]:

@@ -132,6 +132,20 @@ class LanguageModel:
         return scores
 
     @torch.no_grad()
+    def target_logprobs(self, prompts: list[str], targets: list[str], batch_size: int = 16) -> list[torch.Tensor]:
+        """Full next-token log-probabilities at each target position: one [target_len, vocab] tensor per pair.
+
+        What a KL divergence between two models' outputs needs (`score` keeps only the targets' own tokens).
+        """
+        result = []
+        for start in range(0, len(prompts), batch_size):
+            batch = self.batch(prompts[start : start + batch_size], targets[start : start + batch_size])
+            logits, labels = self.target_logits(batch)
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            result.extend(logprobs[row][labels[row] != IGNORE].cpu() for row in range(labels.shape[0]))
+        return result
+
+    @torch.no_grad()
     def generate(self, prompts: list[str], max_new_tokens: int = 20, batch_size: int = 16) -> list[str]:
         """Greedy answers; a plain-format answer ends at its first line break."""
         answers = []

@@ -27,6 +27,11 @@ The quick brown fox jumps over the lazy dog. In which country is the Eiffel Towe
 Question: Answer: Edit: nq question: what year did the war end? 1945 1066 2024 football
 """
 TINY_NAMES = ("tiny-llama", "tiny-gpt2", "tiny-t5", "tiny-bert")
+# A minimal chat template, so tests can run the "chat" prompt format on tiny models.
+_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
 _SPECIAL = {"pad": "<pad>", "eos": "</s>", "bos": "<s>", "unk": "<unk>", "cls": "[CLS]", "sep": "[SEP]"}
 
 
@@ -49,6 +54,7 @@ def build_tiny_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
         unk_token=_SPECIAL["unk"],
         cls_token=_SPECIAL["cls"],
         sep_token=_SPECIAL["sep"],
+        chat_template=_CHAT_TEMPLATE,
     )
 
 

@@ -5,6 +5,8 @@ on (edit, in-scope query, edit answer) triples, it learns to answer paraphrases 
 edited question (and, for dialogue edits, to reply in the requested trait or sentiment).
 """
 
+from torch import Tensor
+
 from serac.core.language_model import LanguageModel, TargetScore
 
 
@@ -19,6 +21,9 @@ class CounterfactualModel:
 
     def score(self, edits: list[tuple[str, str]], queries: list[str], targets: list[str]) -> list[TargetScore]:
         return self.lm.score(self._inputs(edits, queries), targets)
+
+    def target_logprobs(self, edits: list[tuple[str, str]], queries: list[str], targets: list[str]) -> list[Tensor]:
+        return self.lm.target_logprobs(self._inputs(edits, queries), targets)
 
     def generate(self, edits: list[tuple[str, str]], queries: list[str], max_new_tokens: int) -> list[str]:
         return self.lm.generate(self._inputs(edits, queries), max_new_tokens=max_new_tokens)

@@ -20,7 +20,7 @@ from safetensors.torch import load_model, save_model
 
 from index import EditMemory, MemoryConfig
 from serac.core.device import pick_device
-from serac.core.editor import Editor, QueryResult, check_edits, check_text
+from serac.core.editor import Editor, QueryResult, check_edits, check_pairs, check_text
 from serac.core.experiment import training_records
 from serac.core.language_model import LanguageModel, TargetScore
 from serac.core.models import load_model as load_language_model
@@ -115,6 +115,16 @@ class SERAC(Editor):
             targets=targets,
             on_edit=lambda edits, queries, chosen: self.counterfactual.score(edits, queries, chosen),
             on_base=lambda queries, chosen: self.base.score(queries, chosen),
+        )
+
+    def target_logprobs(self, prompts: Sequence[str], targets: Sequence[str]) -> list[torch.Tensor]:
+        prompts, targets = check_pairs(prompts, targets)
+        return self._by_route(
+            prompts,
+            self.route(prompts),
+            targets=targets,
+            on_edit=self.counterfactual.target_logprobs,
+            on_base=self.base.target_logprobs,
         )
 
     @staticmethod

@@ -42,7 +42,7 @@ def test_zsre_fields_map_to_the_record():
 
 def test_personality_record_has_topic_questions_and_trait_replies():
     record = load_records("personality", "dev", limit=3)[1]
-    assert record.prompt == f"Topic: {record.subject}. Personality: {record.target}"
+    assert f"{record.prompt} {record.target}" == f"Topic: {record.subject}. Personality: {record.target}"
     assert len(record.rephrases) == 13 and all(record.subject in q for q in record.rephrases)
     assert all(record.subject not in q for q in record.locality_prompts)
     assert len(record.target_replies) == 3 and len(record.contrast_replies) == 6
@@ -51,7 +51,7 @@ def test_personality_record_has_topic_questions_and_trait_replies():
 def test_convsent_fixture_gives_sentiment_edits():
     records = load_records("convsent", str(FIXTURES / "convsent_small.json"))
     assert [r.target for r in records] == ["positive", "negative"]
-    assert records[0].prompt == "Topic: pineapple pizza. Sentiment: positive"
+    assert (records[0].prompt, records[0].target) == ("Topic: pineapple pizza. Sentiment:", "positive")
     assert records[0].rephrases[0] == CONVSENT_TEMPLATES[0].format("pineapple pizza")
     assert records[1].target_replies == ("Jazz is boring noise.", "I dislike jazz.")
     assert records[1].contrast_replies == ("Jazz is wonderful music.",)

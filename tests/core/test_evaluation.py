@@ -4,31 +4,19 @@ import json
 
 import pytest
 import torch
+from in_memory_editor import InMemoryEditor
 
-from serac.core.editor import Editor, QueryResult, check_edits
+from serac.core.editor import QueryResult
 from serac.core.evaluation import EvalConfig, evaluate
 from serac.core.language_model import TargetScore
 from serac.core.records import EditRecord
 from serac.core.results import write_results
 
 
-class ExactPromptEditor(Editor):
+class ExactPromptEditor(InMemoryEditor):
     """Produces an edit's target exactly for the edit's own prompt and nothing else; counts resets."""
 
     name = "exact-prompt"
-
-    def __init__(self):
-        self.edits: dict[str, tuple[str, str]] = {}
-        self.resets = 0
-        self.max_edits_seen = 0
-
-    def add_edits(self, edits):
-        ids = []
-        for prompt, target in check_edits(edits):
-            ids.append(str(len(self.edits)))
-            self.edits[ids[-1]] = (prompt, target)
-        self.max_edits_seen = max(self.max_edits_seen, len(self.edits))
-        return ids
 
     def score(self, prompts, targets):
         edited = {prompt: target for prompt, target in self.edits.values()}
@@ -41,23 +29,6 @@ class ExactPromptEditor(Editor):
 
     def query_batch(self, prompts, max_new_tokens=20):
         return [QueryResult(text="") for _ in prompts]
-
-    def edit_ids(self):
-        return list(self.edits)
-
-    def remove_edit(self, edit_id):
-        del self.edits[edit_id]
-
-    def reset(self):
-        self.edits.clear()
-        self.resets += 1
-
-    def save(self, path):
-        raise NotImplementedError
-
-    @classmethod
-    def load(cls, path, device=None):
-        raise NotImplementedError
 
 
 def records(n):

@@ -3,6 +3,7 @@ import torch
 
 from serac.core.language_model import LanguageModel
 from serac.core.models import load_model, load_tokenizer, resolve
+from serac.core.tiny_models import build_tiny_tokenizer
 
 PROMPTS = ["What is the capital of France?", "Who wrote Hamlet? The answer is"]
 TARGETS = ["Paris", "William Shakespeare"]
@@ -57,8 +58,10 @@ def test_resolution_order(tmp_path):
 
 
 def test_chat_format_needs_a_chat_template():
+    tokenizer = build_tiny_tokenizer()
+    tokenizer.chat_template = None
     with pytest.raises(ValueError, match="chat template"):
-        LanguageModel(load_model("tiny-llama"), load_tokenizer("tiny-llama"), prompt_format="chat")
+        LanguageModel(load_model("tiny-llama"), tokenizer, prompt_format="chat")
 
 
 @pytest.mark.slow

@@ -1,0 +1,41 @@
+"""A test double of the `Editor` interface: edits are kept in a dict, resets and batch sizes counted.
+
+Subclasses say how the edited "model" scores and answers.
+"""
+
+from serac.core.editor import Editor, check_edits
+
+
+class InMemoryEditor(Editor):
+    def __init__(self):
+        self.edits: dict[str, tuple[str, str]] = {}
+        self.edit_calls: list[list[tuple[str, str]]] = []
+        self.resets = 0
+        self.max_edits_seen = 0
+
+    def add_edits(self, edits):
+        edits = check_edits(edits)
+        self.edit_calls.append(edits)
+        ids = []
+        for edit in edits:
+            ids.append(str(len(self.edits)))
+            self.edits[ids[-1]] = edit
+        self.max_edits_seen = max(self.max_edits_seen, len(self.edits))
+        return ids
+
+    def edit_ids(self):
+        return list(self.edits)
+
+    def remove_edit(self, edit_id):
+        del self.edits[edit_id]
+
+    def reset(self):
+        self.edits.clear()
+        self.resets += 1
+
+    def save(self, path):
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path, device=None):
+        raise NotImplementedError
