@@ -14,16 +14,18 @@ class MemoryConfig:
     """How an EditMemory indexes, validates and persists its edits.
 
     index_kind:
-        "flat"    exact inner product (default; fine up to ~100k edits).
-        "hnsw"    approximate inner product over a graph; fast at 1M edits.
-        "ivf"     approximate inner product over `ivf_nlist` clusters; exact until
-                  it holds enough vectors to train (39 per cluster).
+        "flat"    exact inner product (default; ~12 ms per query at 100k edits).
+        "hnsw"    approximate inner product over a graph; good up to ~100k edits.
+                  Slow to build (17 min for 1M on 2 cores, also when rebuilt on open).
+        "ivf"     approximate inner product over `ivf_nlist` clusters, the choice at
+                  1M edits; exact until it holds enough vectors to train (39 per cluster).
         "flat_l2" exact squared L2 distance (smaller is closer), for the hidden-state
                   cache baseline.
     hnsw_m:           graph neighbours per node; more is slower to build, better recall.
     hnsw_ef_construction: candidate list size while building the graph.
     ef_search:        candidate list size while searching HNSW.
-    ivf_nlist:        number of IVF clusters (about sqrt of the expected size).
+    ivf_nlist:        number of IVF clusters; about 2*sqrt(expected size), see
+                      benchmarks/memory/README.md.
     nprobe:           IVF clusters scanned per query.
     max_text_chars:   longest prompt or target accepted.
     flush_every:      write the index file after this many changes (0: only on
@@ -37,7 +39,7 @@ class MemoryConfig:
     hnsw_ef_construction: int = 40
     ef_search: int = 128
     ivf_nlist: int = 1024
-    nprobe: int = 16
+    nprobe: int = 64
     max_text_chars: int = 10_000
     flush_every: int = 10_000
 

@@ -222,3 +222,32 @@ def test_an_empty_batch_adds_nothing(open_memory):
     memory = open_memory()
     assert memory.add_many([], [], []) == []
     assert memory.count() == 0
+
+
+def test_a_memory_folder_with_a_broken_store_is_refused_and_left_unlocked(open_memory, memory_path):
+    memory_path.mkdir()
+    (memory_path / "edits.sqlite").write_bytes(b"\x00garbage" * 512)
+    with pytest.raises(NotAnEditMemoryError, match="edits.sqlite"):
+        open_memory()
+    (memory_path / "edits.sqlite").unlink()
+    open_memory().close()
+
+
+def test_flat_l2_hits_are_nearest_first_by_squared_distance(open_memory):
+    memory = open_memory(MemoryConfig(index_kind="flat_l2"), dim=2)
+    memory.add_many(["origin", "far"], ["a", "b"], [[0.0, 0.0], [3.0, 0.0]])
+    hits = memory.search([1.0, 0.0], k=2)[0]
+    assert [(hit.prompt, hit.score) for hit in hits] == [("origin", 1.0), ("far", 4.0)]
+
+
+def test_copy_to_writes_a_memory_that_opens_without_a_rebuild(open_memory, tmp_path, unit_vectors, add_numbered, caplog):
+    vectors = unit_vectors(50)
+    memory = open_memory()
+    ids = add_numbered(memory, vectors)
+    memory.copy_to(tmp_path / "copy")
+    with pytest.raises(NotAnEditMemoryError, match="already holds an edit memory"):
+        memory.copy_to(tmp_path / "copy")
+    with caplog.at_level(logging.WARNING), EditMemory.open_existing(tmp_path / "copy") as copy:
+        assert [edit.id for edit in copy.list()] == ids
+        assert copy.search(vectors[7], k=1)[0][0].id == ids[7]
+    assert rebuild_reasons(caplog) == []

@@ -171,3 +171,13 @@ def test_search_settings_change_recall_without_a_rebuild(unit_vectors):
     one_cluster_recall = np.mean(ivf.search(queries, k=1)[1] == true_ids)
     ivf.set_search_settings(nprobe=SMALL_IVF["ivf_nlist"])  # every cluster: exact
     assert one_cluster_recall < 0.9 and (ivf.search(queries, k=1)[1] == true_ids).all()
+
+
+def test_hnsw_can_lose_every_vector_and_take_new_ones(unit_vectors):
+    vectors = unit_vectors(4)
+    vector_index = make_index("hnsw")
+    vector_index.add(np.arange(4), vectors)
+    assert vector_index.remove(np.arange(4)) == 4 and len(vector_index) == 0
+    assert vector_index.search(vectors[:1], k=1)[1].tolist() == [[-1]]
+    vector_index.add([9], vectors[:1])
+    assert vector_index.search(vectors[:1], k=2)[1].tolist() == [[9, -1]]
