@@ -70,7 +70,8 @@ def _minilm_folder() -> str:
 
 def smollm2_folder() -> Path:
     """The safetensors copy of SmolLM2-135M-Instruct, converted from the packaged GGUF on first use."""
-    target = cache_dir() / "models" / "smollm2-135m-instruct"
+    # "-fp32": earlier conversions kept a GGUF quantization_config that made copies unsavable.
+    target = cache_dir() / "models" / "smollm2-135m-instruct-fp32"
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -94,8 +95,12 @@ def _convert_smollm2(target: Path) -> None:
     log.warning("converting SmolLM2-135M-Instruct from GGUF to %s (once, ~30 s)", target)
     gguf_model = AutoModelForCausalLM.from_pretrained(gguf_folder, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(gguf_folder, gguf_file=_SMOLLM2_GGUF)
-    # save_pretrained refuses a GGUF-loaded model; a fresh model with its weights saves fine.
-    fresh = AutoModelForCausalLM.from_config(gguf_model.config, dtype=torch.float32)
+    # save_pretrained refuses a GGUF-loaded model; a fresh model with its weights saves fine,
+    # once the config no longer claims GGUF quantisation (the weights are dequantised fp32).
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     fresh.load_state_dict(gguf_model.state_dict())
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
     try:

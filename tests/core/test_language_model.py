@@ -77,3 +77,11 @@ def test_smollm2_is_converted_once_then_read_from_the_safetensors_cache(monkeypa
     model = load_model("smollm2-135m")
     tokenizer = load_tokenizer("smollm2-135m")
     assert model.config.num_hidden_layers == 30 and tokenizer.chat_template
+
+
+@pytest.mark.slow
+def test_a_copy_of_smollm2_can_be_saved(tmp_path):
+    # The conversion drops the GGUF quantization_config: fine-tuned copies (SERAC's
+    # counterfactual model) are saved with save_pretrained.
+    load_model("smollm2-135m").save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
