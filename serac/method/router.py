@@ -52,14 +52,18 @@ class Router:
             candidates = [[(hit, hit.score) for hit in query_hits] for query_hits in hits]
         logits = self._logits(queries, candidates)
         routes = []
-        for query_candidates, query_logits in zip(candidates, logits):
+        for query, query_candidates, query_logits in zip(queries, candidates, logits):
             if not query_candidates:
                 routes.append(NO_EDIT)
                 continue
-            # Compare logits, not probabilities: near-duplicate edits saturate the sigmoid at 1.0,
-            # and the logit still tells the exact match from the paraphrase. On a tie (the same
+            # An edit of exactly this prompt comes first: near-duplicate edits of one fact (zsRE
+            # edits some facts several times, with different targets) all score as in scope.
+            # Then the logit, not the probability, which saturates at 1.0; on a tie (the same
             # prompt edited twice) the newest edit, with the larger id, wins.
-            best = max(range(len(query_candidates)), key=lambda i: (query_logits[i], query_candidates[i][0].id))
+            best = max(
+                range(len(query_candidates)),
+                key=lambda i: (query_candidates[i][0].prompt == query, query_logits[i], query_candidates[i][0].id),
+            )
             edit = query_candidates[best][0]
             probability = float(torch.sigmoid(torch.tensor(query_logits[best])))
             routes.append(Route(edit.id, edit.prompt, edit.target, probability, probability >= self.config.threshold))

@@ -24,6 +24,14 @@ def test_a_newer_edit_of_the_same_prompt_wins(editor):
     assert editor.query(QUESTION).edit_id == newer
 
 
+def test_an_edit_of_exactly_the_query_beats_a_newer_paraphrase_edit(editor):
+    own = editor.add_edit(QUESTION, "Jane Austen")
+    editor.configure(threshold=0.0)  # both edits are in scope of both prompts
+    paraphrase = editor.add_edit("Who wrote Hamlet ?", "Mary Shelley")
+    assert editor.query(QUESTION).edit_id == own
+    assert editor.query("Who wrote Hamlet ?").edit_id == paraphrase
+
+
 def test_routed_prompts_are_answered_by_the_counterfactual_model_and_the_rest_by_the_base(editor):
     editor.add_edit(QUESTION, "Jane Austen")
     scores = editor.score([QUESTION, UNRELATED], ["Jane Austen", "Paris"])
