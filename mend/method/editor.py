@@ -134,9 +134,10 @@ class MENDEditor(Editor):
 
     # Answering
 
-    def query_batch(self, prompts: Sequence[str], max_new_tokens: int = 20) -> list[QueryResult]:
+    def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
         prompts = check_texts(prompts, "prompt")
-        return [QueryResult(text) for text in self.language_model.generate(prompts, max_new_tokens)]
+        # None (what Editor.query passes) means the default length, not generate()'s max_length.
+        return [QueryResult(text) for text in self.language_model.generate(prompts, max_new_tokens or 20)]
 
     def score(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]:
         prompts, targets = check_texts(prompts, "prompt"), check_texts(targets, "target")

@@ -1,0 +1,268 @@
+"""The hidden-state cache baseline (MEND, Appendix G): edits are remembered, never learned.
+
+    editor = CacheEditor.load("calibrated-cache")   # or CacheEditor.from_pretrained("smollm2-135m")
+    edit_id = editor.add_edit("Who is the president of the US?", "Ada Lovelace")
+    editor.query("Who is the president of the US?")  # -> QueryResult("Ada Lovelace", routed=True, ...)
+
+Each edit is stored in an `index.EditMemory` (exact L2 search) under a key, the mean of
+the base model's last-layer hidden states over the edit prompt (see `hidden_state_keys`).
+A query whose key lies within ε of the nearest cached key is answered with that edit's
+target; any other query by the unchanged base model.
+
+Scoring convention: the cache outputs the cached answer whatever target it is asked about.
+For a routed prompt, `score` returns the cached target's token ids as the predictions,
+truncated or padded (with NO_TOKEN) to the queried target's length, so a teacher-forced
+token is correct only where the cached answer has that very token. The cache is a point
+mass: a token's log-probability is 0 where it is the cached token and -inf elsewhere.
+
+A loaded editor works on a copy of the saved memory: evaluating it (which resets it) never
+empties the saved folder; `save` writes the current edits back.
+"""
+
+import json
+import shutil
+import tempfile
+import weakref
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from index import EditMemory, Hit, MemoryConfig
+from mend.cache.calibration import SCALES, calibrate_epsilon
+from mend.cache.config import CacheConfig
+from mend.cache.hidden_state_keys import hidden_size, key_space_name, prompt_keys
+from serac.core.editor import Editor, QueryResult, check_edits, check_texts
+from serac.core.experiment import training_records
+from serac.core.language_model import IGNORE, LanguageModel, TargetScore
+from serac.core.models import load_model, load_tokenizer
+from serac.core.saving import NotASavedEditorError, read_editor_config, write_atomically, write_editor_config
+
+MEMORY_FOLDER = "memory"
+CALIBRATION_FILE = "calibration.json"
+MEMORY_CONFIG = MemoryConfig(index_kind="flat_l2")
+NO_TOKEN = -1  # a predicted id past the end of the cached answer; never equal to a target token
+
+
+@dataclass(frozen=True)
+class CacheLookup:
+    """The cached edit nearest to a prompt (None when the cache is empty) and its distance."""
+
+    nearest: Hit | None
+    distance: float | None
+    routed: bool
+
+
+class CacheEditor(Editor):
+    """Answers prompts close to a cached edit prompt with the edit's target; the base model answers the rest.
+
+    `memory_path` keeps the memory in that folder (durably); None keeps it in a temporary
+    folder removed by `close`. `initial_memory` is a memory folder whose edits the editor
+    starts from, copied (the folder is left untouched); a memory keyed by another model is
+    refused with `index.EncoderMismatchError`.
+    """
+
+    name: ClassVar[str] = "cache"
+
+    def __init__(
+        self,
+        language_model: LanguageModel,
+        config: CacheConfig | None = None,
+        memory_path: str | Path | None = None,
+        initial_memory: str | Path | None = None,
+    ):
+        self.config = config if config is not None else CacheConfig()
+        self.language_model = language_model
+        language_model.model.eval()
+        folder = Path(memory_path) if memory_path is not None else Path(tempfile.mkdtemp(prefix="cache-memory-"))
+        # Removes a temporary memory even when the editor is dropped without `close`.
+        self._remove_temporary = weakref.finalize(self, shutil.rmtree, folder, True) if memory_path is None else None
+        if initial_memory is not None:
+            with EditMemory.open_existing(initial_memory, MEMORY_CONFIG) as saved:
+                saved.copy_to(folder)
+        self.memory = EditMemory(
+            folder, hidden_size(language_model), key_space_name(language_model, self.config.model_name), MEMORY_CONFIG
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls, model_name: str, config: CacheConfig | None = None, device=None, memory_path: str | Path | None = None
+    ) -> "CacheEditor":
+        """An empty cache over the named base model (`serac.core.models` resolves the name, offline first)."""
+        config = replace(config if config is not None else CacheConfig(), model_name=model_name)
+        language_model = LanguageModel(
+            load_model(model_name), load_tokenizer(model_name), device=device, prompt_format=config.prompt_format
+        )
+        return cls(language_model, config, memory_path)
+
+    # Editing
+
+    def add_edits(self, edits: Sequence[tuple[str, str]]) -> list[str]:
+        edits = check_edits(edits)
+        if not edits:
+            return []
+        prompts, targets = [prompt for prompt, _ in edits], [target for _, target in edits]
+        keys = prompt_keys(self.language_model, prompts, self.config.batch_size)
+        return [str(edit_id) for edit_id in self.memory.add_many(prompts, targets, keys.numpy())]
+
+    def edit_ids(self) -> list[str]:
+        return [str(edit.id) for edit in self.memory.list()]
+
+    def remove_edit(self, edit_id: str) -> None:
+        if not isinstance(edit_id, str) or not edit_id.isdecimal():
+            raise KeyError(f"no edit with id {edit_id!r}")
+        self.memory.remove(int(edit_id))
+
+    def reset(self) -> None:
+        self.memory.clear()
+
+    def configure(self, **changes) -> None:
+        """Change settings in place (e.g. `epsilon`); checked like the config."""
+        if "model_name" in changes or "prompt_format" in changes:
+            raise ValueError("the base model and its prompt format are fixed; build another editor to change them")
+        self.config = replace(self.config, **changes)
+
+    def evaluation_variants(self) -> dict[str, dict]:
+        """Settings the comparison reports the editor at: ε*/2, ε*, 2ε* when calibrated, else none."""
+        if self.config.calibrated_epsilon is None:
+            return {}
+        return {label: {"epsilon": self.config.calibrated_epsilon * scale} for label, scale in SCALES.items()}
+
+    # Answering
+
+    def lookup(self, prompts: Sequence[str]) -> list[CacheLookup]:
+        """The nearest cached edit of each prompt, and whether the prompt is answered from it."""
+        prompts = check_texts(prompts, "prompt")
+        if not prompts:
+            return []
+        keys = prompt_keys(self.language_model, prompts, self.config.batch_size)
+        lookups = []
+        for hits in self.memory.search(keys.numpy(), k=1):
+            if not hits:
+                lookups.append(CacheLookup(None, None, False))
+                continue
+            distance = max(hits[0].score, 0.0) ** 0.5  # the index returns squared distances
+            lookups.append(CacheLookup(hits[0], distance, distance <= self.config.epsilon))
+        return lookups
+
+    def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
+        """Cached targets for routed prompts (whole, whatever `max_new_tokens`); base model answers otherwise."""
+        if max_new_tokens is None:
+            max_new_tokens = self.config.max_new_tokens
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+        lookups = self.lookup(prompts)
+        unrouted = [i for i, lookup in enumerate(lookups) if not lookup.routed]
+        base_answers = dict(zip(unrouted, self.language_model.generate([prompts[i] for i in unrouted], max_new_tokens)))
+        return [
+            QueryResult(lookup.nearest.target, True, str(lookup.nearest.id), lookup.distance)
+            if lookup.routed
+            else QueryResult(base_answers[i], False, None, lookup.distance)
+            for i, lookup in enumerate(lookups)
+        ]
+
+    def score(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]:
+        """Teacher-forced scores; a routed prompt is scored as the cached answer (see the module docstring)."""
+        prompts, targets = check_texts(prompts, "prompt"), check_texts(targets, "target")
+        if len(prompts) != len(targets):
+            raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
+        lookups = self.lookup(prompts)
+        routed = [i for i, lookup in enumerate(lookups) if lookup.routed]
+        unrouted = [i for i, lookup in enumerate(lookups) if not lookup.routed]
+        scores: dict[int, TargetScore] = {}
+        if unrouted:
+            base = self.language_model.score([prompts[i] for i in unrouted], [targets[i] for i in unrouted])
+            scores.update(zip(unrouted, base))
+        if routed:
+            routed_prompts = [prompts[i] for i in routed]
+            queried = target_token_ids(self.language_model, routed_prompts, [targets[i] for i in routed])
+            cached = target_token_ids(self.language_model, routed_prompts, [lookups[i].nearest.target for i in routed])
+            scores.update(zip(routed, map(cached_answer_score, queried, cached)))
+        return [scores[i] for i in range(len(prompts))]
+
+    # Persistence
+
+    def save(self, path: str | Path) -> None:
+        """`editor.json` (the config, with ε) and the memory folder of the cached edits."""
+        folder = write_editor_config(path, self.name, self.config)
+        target_memory = folder / MEMORY_FOLDER
+        if target_memory.resolve() == self.memory.path.resolve():
+            self.memory.flush()
+            return
+        shutil.rmtree(target_memory, ignore_errors=True)
+        self.memory.copy_to(target_memory)
+
+    @classmethod
+    def load(cls, path: str | Path, device=None, memory_path: str | Path | None = None) -> "CacheEditor":
+        """The saved editor, with a copy of its edits (in `memory_path`, else a temporary folder)."""
+        folder = Path(path)
+        saved = read_editor_config(folder, expected_editor=cls.name)
+        try:
+            config = CacheConfig(**saved)
+        except TypeError as error:
+            raise NotASavedEditorError(f"{path}: the saved config does not fit CacheConfig: {error}") from None
+        if not (folder / MEMORY_FOLDER).is_dir():
+            raise NotASavedEditorError(f"{path} is not a complete saved cache editor: {MEMORY_FOLDER}/ is missing")
+        language_model = LanguageModel(
+            load_model(config.model_name),
+            load_tokenizer(config.model_name),
+            device=device,
+            prompt_format=config.prompt_format,
+        )
+        return cls(language_model, config, memory_path, initial_memory=folder / MEMORY_FOLDER)
+
+    def close(self) -> None:
+        """Release the memory folder (and delete it when it is temporary); safe to call twice."""
+        self.memory.close()
+        if self._remove_temporary is not None:
+            self._remove_temporary()
+
+    # Command line (see serac.core.cli)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "CacheEditor":
+        """An uncalibrated cache: ε as `alg.cache.epsilon` says."""
+        return cls.from_pretrained(config["model"]["name"], cache_config(config), device=config.get("device"))
+
+    @classmethod
+    def train_from_config(cls, config: dict, output_dir: Path) -> Path:
+        """Calibrate ε on the validation records held out of the training split; saves the editor to `output_dir/editor`.
+
+        Nothing is learned: the training records themselves are not used.
+        """
+        editor = cls.from_config(config)
+        try:
+            _, val_records = training_records(config)
+            calibration = calibrate_epsilon(editor.language_model, val_records, editor.config.batch_size)
+            editor.configure(epsilon=calibration.epsilon, calibrated_epsilon=calibration.epsilon)
+            saved = Path(output_dir) / "editor"
+            editor.save(saved)
+        finally:
+            editor.close()
+        body = json.dumps(asdict(calibration), indent=2, ensure_ascii=False)
+        write_atomically(saved / CALIBRATION_FILE, lambda staging: staging.write_text(body))
+        return saved
+
+
+def cache_config(config: dict) -> CacheConfig:
+    """CacheConfig from the composed CLI config: the base model comes from `model`, the rest from `alg.cache`."""
+    fields = dict(config["alg"].get("cache") or {})
+    fields.update(model_name=config["model"]["name"], prompt_format=config["model"].get("prompt_format", "plain"))
+    return CacheConfig(**fields)
+
+
+def target_token_ids(language_model: LanguageModel, prompts: list[str], targets: list[str]) -> list[torch.Tensor]:
+    """Each target's token ids exactly as `LanguageModel.score` teacher-forces them."""
+    labels = language_model.batch(prompts, targets)["labels"].cpu()
+    return [row[row != IGNORE] for row in labels]
+
+
+def cached_answer_score(queried_ids: torch.Tensor, cached_ids: torch.Tensor) -> TargetScore:
+    """The cache's score of a queried target: it predicts the cached answer's tokens, position by position."""
+    predicted = torch.full_like(queried_ids, NO_TOKEN)
+    overlap = min(len(queried_ids), len(cached_ids))
+    predicted[:overlap] = cached_ids[:overlap]
+    logprobs = torch.where(predicted == queried_ids, 0.0, float("-inf"))
+    return TargetScore(target_ids=queried_ids, logprobs=logprobs, predicted_ids=predicted)

@@ -1,0 +1,64 @@
+"""The cache's keys: a prompt's last-layer hidden states, averaged over its tokens.
+
+A decoder-only model is keyed by its last layer; an encoder-decoder model by its
+encoder's last layer, the part of the model that reads the prompt.
+"""
+
+import hashlib
+
+import torch
+
+from serac.core.language_model import LanguageModel
+
+
+@torch.no_grad()
+def prompt_keys(language_model: LanguageModel, prompts: list[str], batch_size: int) -> torch.Tensor:
+    """[len(prompts), hidden size] float32 keys, on the CPU."""
+    tokenizer = language_model.tokenizer
+    padding_side, truncation_side = tokenizer.padding_side, tokenizer.truncation_side
+    # Right padding keeps every prompt's positions starting at 0, so a key does not depend on
+    # the other prompts of its batch; left truncation keeps the end of an over-long prompt, as
+    # `LanguageModel` does when it scores.
+    tokenizer.padding_side, tokenizer.truncation_side = "right", "left"
+    keys = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            encoded = tokenizer(
+                [language_model.format_prompt(prompt) for prompt in prompts[start : start + batch_size]],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=language_model.max_length,
+                add_special_tokens=language_model.prompt_format != "chat",
+            ).to(language_model.device)
+            hidden = _last_hidden_states(language_model, encoded)
+            mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            keys.append(((hidden * mask).sum(dim=1) / mask.sum(dim=1)).float().cpu())
+    finally:
+        tokenizer.padding_side, tokenizer.truncation_side = padding_side, truncation_side
+    return torch.cat(keys) if keys else torch.empty(0, hidden_size(language_model))
+
+
+def _last_hidden_states(language_model: LanguageModel, encoded) -> torch.Tensor:
+    inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+    model = language_model.model
+    # `base_model` is the transformer without its LM head, so no vocabulary-sized logits are computed.
+    body = model.get_encoder() if language_model.is_encoder_decoder else model.base_model
+    return body(**inputs).last_hidden_state
+
+
+def hidden_size(language_model: LanguageModel) -> int:
+    return language_model.model.config.hidden_size
+
+
+def key_space_name(language_model: LanguageModel, model_name: str) -> str:
+    """Names the space the keys live in: the model, its prompt format and a digest of its weights.
+
+    A memory records it, so a memory built with another model (or the same name with other
+    weights) is refused instead of being searched with keys it cannot be compared to.
+    """
+    digest = hashlib.sha256()
+    for name, parameter in language_model.model.named_parameters():
+        digest.update(name.encode())
+        digest.update(parameter.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return f"{model_name}[{language_model.prompt_format}]@{digest.hexdigest()[:16]}"
