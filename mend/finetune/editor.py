@@ -169,11 +169,7 @@ class FTEditor(Editor):
         return [QueryResult(text) for text in self.language_model.generate(prompts, max_new_tokens)]
 
     def score(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]:
-        prompts = check_texts(prompts, "prompt")
-        targets = check_texts(targets, "target")
-        if len(prompts) != len(targets):
-            raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
-        return self.language_model.score(prompts, targets)
+        return self.language_model.score(*check_pairs(prompts, targets))
 
     def target_logprobs(self, prompts: Sequence[str], targets: Sequence[str]) -> list[torch.Tensor]:
         return self.language_model.target_logprobs(*check_pairs(prompts, targets))
