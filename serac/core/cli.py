@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 import hydra
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from serac.core.data import load_records
@@ -37,6 +38,8 @@ def train_main(config: DictConfig) -> None:
     saved = editor_class(config.alg.name).train_from_config(_plain(config), output_dir)
     log.info("trained editor saved to %s", saved)
     print(f"trained editor: {saved}")
+    if torch.distributed.is_initialized():  # under `accelerate launch`: a clean exit for every process
+        torch.distributed.destroy_process_group()
 
 
 def _editor(config: DictConfig) -> Editor:

@@ -7,6 +7,7 @@ a checkpoint, then resumes the same run to 8 steps: the multi-process test.
 
 import sys
 
+import torch
 from torch import nn
 
 from serac.core.language_model import LanguageModel, scores_from_logits
@@ -81,3 +82,8 @@ def two_process_run(output_dir: str) -> None:
 
 if __name__ == "__main__":
     two_process_run(sys.argv[1])
+    # Tear the gloo group down before exit: left to interpreter shutdown, a worker thread
+    # can abort the process ("terminate called without an active exception").
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
