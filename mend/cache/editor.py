@@ -198,11 +198,7 @@ class CacheEditor(Editor):
     def load(cls, path: str | Path, device=None, memory_path: str | Path | None = None) -> "CacheEditor":
         """The saved editor, with a copy of its edits (in `memory_path`, else a temporary folder)."""
         folder = Path(path)
-        saved = read_editor_config(folder, expected_editor=cls.name)
-        try:
-            config = CacheConfig(**saved)
-        except TypeError as error:
-            raise NotASavedEditorError(f"{path}: the saved config does not fit CacheConfig: {error}") from None
+        config = read_editor_config(folder, cls.name, CacheConfig)
         if not (folder / MEMORY_FOLDER).is_dir():
             raise NotASavedEditorError(f"{path} is not a complete saved cache editor: {MEMORY_FOLDER}/ is missing")
         language_model = LanguageModel(

@@ -186,12 +186,7 @@ class FTEditor(Editor):
 
     @classmethod
     def load(cls, path: str | Path, device=None) -> "FTEditor":
-        saved = read_editor_config(path, expected_editor=cls.name)
-        try:
-            config = cls.config_class(**saved)
-        except TypeError as error:
-            expected = cls.config_class.__name__
-            raise NotASavedEditorError(f"{path}: the saved config does not fit {expected}: {error}") from None
+        config = read_editor_config(path, cls.name, cls.config_class)
         editor = cls.from_pretrained(config.model_name, config, device=device)
         folder = Path(path)
         for file in (EDITS_FILE, DELTAS_FILE):

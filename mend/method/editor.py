@@ -165,11 +165,7 @@ class MENDEditor(Editor):
     @classmethod
     def load(cls, path: str | Path, device=None) -> "MENDEditor":
         folder = Path(path)
-        saved = read_editor_config(folder, expected_editor=cls.name)
-        try:
-            config = MENDConfig(**saved)
-        except TypeError as error:
-            raise NotASavedEditorError(f"{path}: the saved config does not fit MENDConfig: {error}") from None
+        config = read_editor_config(folder, cls.name, MENDConfig)
         for file in (NETWORKS_FILE, EDITS_FILE, UPDATES_FILE):
             if not (folder / file).is_file():
                 raise NotASavedEditorError(f"{path} is not a complete saved mend editor: {file} is missing")

@@ -46,9 +46,12 @@ def saved_editor_name(path: str | Path) -> str:
     return _read_body(path)["editor"]
 
 
-def read_editor_config(path: str | Path, expected_editor: str | None = None) -> dict:
-    """The saved config dict; a clear error when `path` is not a saved editor of that kind."""
+def read_editor_config(path: str | Path, expected_editor: str, config_class: type):
+    """The saved config as a `config_class` instance; a clear error when `path` is not a saved editor of that kind."""
     body = _read_body(path)
-    if expected_editor is not None and body["editor"] != expected_editor:
+    if body["editor"] != expected_editor:
         raise NotASavedEditorError(f"{path} holds a saved {body['editor']!r} editor, not {expected_editor!r}")
-    return body["config"]
+    try:
+        return config_class(**body["config"])
+    except TypeError as error:
+        raise NotASavedEditorError(f"{path}: the saved config does not fit {config_class.__name__}: {error}") from None

@@ -180,7 +180,7 @@ class SERAC(Editor):
     @classmethod
     def load(cls, path: str | Path, device=None) -> "SERAC":
         folder = Path(path)
-        config = SERACConfig(**read_editor_config(folder, cls.name))
+        config = read_editor_config(folder, cls.name, SERACConfig)
         device = pick_device(device)
         classifier = ScopeClassifier(config.classifier_backbone, config.max_classifier_tokens)
         load_model(classifier, str(folder / CLASSIFIER_FILE))

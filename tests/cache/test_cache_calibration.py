@@ -8,6 +8,7 @@ import torch
 
 from mend.cache import CacheEditor, calibrate_epsilon
 from mend.cache.calibration import best_threshold
+from mend.cache.config import CacheConfig
 from mend.cache.hidden_state_keys import prompt_keys
 from serac.core.language_model import LanguageModel
 from serac.core.models import load_model, load_tokenizer
@@ -67,8 +68,9 @@ def test_train_from_config_saves_a_calibrated_editor(tmp_path):
     }
     saved = CacheEditor.train_from_config(config, tmp_path)
 
-    epsilon = read_editor_config(saved, "cache")["epsilon"]
-    assert read_editor_config(saved, "cache")["calibrated_epsilon"] == epsilon
+    saved_config = read_editor_config(saved, "cache", CacheConfig)
+    epsilon = saved_config.epsilon
+    assert saved_config.calibrated_epsilon == epsilon
     calibration = json.loads((saved / "calibration.json").read_text())
     assert calibration["epsilon"] == epsilon and set(calibration["rates"]) == {"ε*/2", "ε*", "2ε*"}
     editor = CacheEditor.load(saved)
