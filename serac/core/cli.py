@@ -45,8 +45,16 @@ def train_main(config: DictConfig) -> None:
 def _editor(config: DictConfig) -> Editor:
     """The saved editor at `editor_path`, else the `alg` editor built from its config."""
     if config.editor_path:
-        return editor_class(saved_editor_name(config.editor_path)).load(config.editor_path, device=config.device)
-    return editor_class(config.alg.name).from_config(_plain(config))
+        editor = editor_class(saved_editor_name(config.editor_path)).load(config.editor_path, device=config.device)
+    else:
+        editor = editor_class(config.alg.name).from_config(_plain(config))
+    settings = config.get("configure")
+    if settings:
+        settings = _plain(settings)
+        if not callable(getattr(editor, "configure", None)):
+            raise ValueError(f"the {editor.name} editor has no settings to change; drop `configure`")
+        editor.configure(**settings)
+    return editor
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base="1.3")

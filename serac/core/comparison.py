@@ -35,7 +35,10 @@ from serac.core.saving import saved_editor_name
 
 log = logging.getLogger(__name__)
 
-METRICS = ("edit_success", "rephrase_success", "drawdown", "locality_accuracy_drop", "portability", "seconds_per_edit")
+METRICS = (
+    "edit_success", "rephrase_success", "edit_success_latest", "rephrase_success_latest",
+    "drawdown", "locality_accuracy_drop", "portability", "seconds_per_edit",
+)
 PLOT_FILE = "comparison.png"
 
 

@@ -28,5 +28,14 @@ class EditRecord:
     source: str = ""
     extra: dict = field(default_factory=dict, compare=False)
 
+    @property
+    def fact(self) -> tuple[str, str]:
+        """The fact this edit rewrites: (subject, original answer); records without a subject are each their own.
+
+        Edits of one fact supersede each other (zsRE edits some facts several times, with different
+        targets). Two relations of one subject with the same original answer would share a key.
+        """
+        return (self.subject, self.original_answer) if self.subject else ("", self.source)
+
     def to_dict(self) -> dict:
         return asdict(self)

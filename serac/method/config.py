@@ -18,6 +18,12 @@ class SERACConfig:
     # "faiss" searches the memory's vector index; "exhaustive" scores every stored edit with
     # the cross-encoder, as the original SERAC did (kept for comparison in benchmarks/).
     retrieval: str = "faiss"
+    # Several stored edits can cover one query when a fact was edited more than once.
+    # "newest": the newest edit whose in-scope logit is within `conflict_margin` of the best
+    # answers (a later edit supersedes earlier ones, whatever their phrasing); "closest": an
+    # edit of exactly the query, else the best-scoring edit answers (the original SERAC).
+    conflicts: str = "newest"
+    conflict_margin: float = 2.0
     index_kind: str = "flat"
     max_classifier_tokens: int = 128
     max_new_tokens: int = 20
@@ -29,5 +35,9 @@ class SERACConfig:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
         if self.retrieval not in ("faiss", "exhaustive"):
             raise ValueError(f"retrieval must be 'faiss' or 'exhaustive', got {self.retrieval!r}")
+        if self.conflicts not in ("newest", "closest"):
+            raise ValueError(f"conflicts must be 'newest' or 'closest', got {self.conflicts!r}")
+        if self.conflict_margin < 0:
+            raise ValueError(f"conflict_margin must be non-negative, got {self.conflict_margin}")
         if self.retrieval == "exhaustive" and not self.rerank:
             raise ValueError("exhaustive retrieval scores every edit with the cross-encoder: it needs rerank=True")

@@ -190,9 +190,17 @@ class SERAC(Editor):
         return cls(config, base, counterfactual, classifier.to(device), memory_path=folder / MEMORY_FOLDER)
 
     def configure(self, **changes) -> None:
-        """Change settings in place (e.g. the calibrated threshold, or the retrieval mode); checked like the config."""
+        """Change routing settings in place (threshold, top_k, conflicts, ...); checked like the config."""
+        fixed = {"base_model", "counterfactual_model", "classifier_backbone", "prompt_format", "index_kind"}
+        known = {field.name for field in dataclasses.fields(SERACConfig)} - fixed
+        if set(changes) - known:
+            raise ValueError(f"cannot change {sorted(set(changes) - known)} on a built editor; settable: {sorted(known)}")
         self.config = dataclasses.replace(self.config, **changes)
         self.router.config = self.config
+
+    def evaluation_variants(self) -> dict[str, dict]:
+        """The comparison reports both ways of settling edits that conflict (see `SERACConfig.conflicts`)."""
+        return {"newest": {"conflicts": "newest"}, "closest": {"conflicts": "closest"}}
 
     def close(self) -> None:
         self.memory.close()

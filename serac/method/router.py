@@ -4,6 +4,7 @@ FAISS proposes the `top_k` nearest edits by embedding; the cross-encoder re-scor
 candidates; the best one routes the query when its probability reaches the threshold.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,18 +57,25 @@ class Router:
             if not query_candidates:
                 routes.append(NO_EDIT)
                 continue
-            # An edit of exactly this prompt comes first: near-duplicate edits of one fact (zsRE
-            # edits some facts several times, with different targets) all score as in scope.
-            # Then the logit, not the probability, which saturates at 1.0; on a tie (the same
-            # prompt edited twice) the newest edit, with the larger id, wins.
-            best = max(
-                range(len(query_candidates)),
-                key=lambda i: (query_candidates[i][0].prompt == query, query_logits[i], query_candidates[i][0].id),
-            )
+            best = self._choose(query, [edit for edit, _ in query_candidates], query_logits)
             edit = query_candidates[best][0]
             probability = float(torch.sigmoid(torch.tensor(query_logits[best])))
             routes.append(Route(edit.id, edit.prompt, edit.target, probability, probability >= self.config.threshold))
         return routes
+
+    def _choose(self, query: str, edits: list, logits: np.ndarray) -> int:
+        """Index of the candidate edit that answers `query` (see `SERACConfig.conflicts`)."""
+        if self.config.conflicts == "newest":
+            threshold_logit = _logit(self.config.threshold)
+            covering = [
+                i for i, logit in enumerate(logits)
+                if logit >= threshold_logit and logit >= logits.max() - self.config.conflict_margin
+            ]
+            if covering:
+                return max(covering, key=lambda i: edits[i].id)
+        # An edit of exactly this prompt comes first; then the logit, not the probability, which
+        # saturates at 1.0; on a tie (the same prompt edited twice) the newest edit wins.
+        return max(range(len(edits)), key=lambda i: (edits[i].prompt == query, logits[i], edits[i].id))
 
     def _logits(self, queries: list[str], candidates: list[list[tuple]]) -> list[np.ndarray]:
         """In-scope logit of every (candidate edit, query) pair, grouped by query."""
@@ -87,3 +95,11 @@ class Router:
         flat = logits.float().cpu().numpy()
         sizes = np.cumsum([len(pairs) for pairs in candidates])[:-1]
         return np.split(flat, sizes)
+
+
+def _logit(probability: float) -> float:
+    if probability <= 0.0:
+        return -math.inf
+    if probability >= 1.0:
+        return math.inf
+    return math.log(probability / (1.0 - probability))

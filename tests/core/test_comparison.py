@@ -52,7 +52,7 @@ def test_editors_built_from_their_alg_config_are_compared_in_one_table(tmp_path)
     assert results["metadata"]["records"] == RECORDS
     assert all(set(row) == {"editor", "protocol", "T", *METRICS} for row in results["rows"])  # zsRE dev has portability
     table = (folder / "results.md").read_text()
-    assert "| editor | protocol | T | edit_success | rephrase_success | drawdown |" in table
+    assert "| editor | protocol | T | edit_success | rephrase_success | edit_success_latest |" in table
     assert len([line for line in table.splitlines() if line.startswith(("| ft ", "| cache "))]) == 8
     assert (folder / PLOT_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The cache answers its edit prompts exactly: every edit succeeds.

@@ -80,3 +80,34 @@ def test_bad_configuration_is_rejected():
         EvalConfig(protocol="random")
     with pytest.raises(ValueError, match="no records"):
         evaluate(ExactPromptEditor(), [], EvalConfig())
+
+
+class NewestFactEditor(ExactPromptEditor):
+    """Answers every phrasing of a fact with the target of the fact's newest edit."""
+
+    def __init__(self, fact_of_prompt: dict[str, str]):
+        super().__init__()
+        self.fact_of_prompt = fact_of_prompt
+
+    def score(self, prompts, targets):
+        newest = {self.fact_of_prompt[prompt]: target for prompt, target in self.edits.values()}
+        scores = []
+        for prompt, target in zip(prompts, targets):
+            ids = torch.tensor([ord(c) for c in target])
+            answer = newest.get(self.fact_of_prompt.get(prompt))
+            scores.append(TargetScore(ids, torch.zeros(len(ids)), ids if answer == target else torch.zeros_like(ids)))
+        return scores
+
+
+def test_an_edit_rewritten_by_a_later_edit_of_its_fact_is_also_scored_against_the_latest_target():
+    founded = dict(subject="Acme", original_answer="1990")
+    rewritten = [
+        EditRecord(prompt="When was Acme founded?", target="2000", rephrases=("Acme's founding year?",), source="#0", **founded),
+        EditRecord(prompt="What year was Acme founded?", target="2010", rephrases=("Founded when, Acme?",), source="#1", **founded),
+        EditRecord(prompt="Who runs Acme?", target="Ada", rephrases=("Acme's boss?",), subject="Acme", original_answer="Bob", source="#2"),
+    ]
+    fact_of_prompt = {p: record.source if record.source != "#1" else "#0" for record in rewritten for p in (record.prompt, *record.rephrases)}
+    [row] = evaluate(NewestFactEditor(fact_of_prompt), rewritten, EvalConfig(protocol="sequential", checkpoints=()))
+    assert row["edit_success"] == pytest.approx(2 / 3) and row["rephrase_success"] == pytest.approx(2 / 3)
+    assert row["edit_success_latest"] == 1.0 and row["rephrase_success_latest"] == 1.0
+    assert row["superseded"] == pytest.approx(1 / 3)

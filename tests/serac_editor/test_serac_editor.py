@@ -24,9 +24,24 @@ def test_a_newer_edit_of_the_same_prompt_wins(editor):
     assert editor.query(QUESTION).edit_id == newer
 
 
-def test_an_edit_of_exactly_the_query_beats_a_newer_paraphrase_edit(editor):
+def test_a_newer_edit_of_the_same_fact_supersedes_an_older_one_for_every_phrasing(editor):
+    editor.add_edit(QUESTION, "Jane Austen")
+    editor.configure(threshold=0.0, conflict_margin=1e9)  # both edits are in scope of both prompts
+    newer = editor.add_edit("Who wrote Hamlet ?", "Mary Shelley")
+    assert editor.query(QUESTION).edit_id == newer
+    assert editor.query("Who wrote Hamlet ?").edit_id == newer
+
+
+def test_a_newer_edit_out_of_the_conflict_margin_does_not_supersede(editor):
     own = editor.add_edit(QUESTION, "Jane Austen")
-    editor.configure(threshold=0.0)  # both edits are in scope of both prompts
+    editor.configure(threshold=0.0, conflict_margin=0.0)
+    editor.add_edit("Who wrote Hamlet ?", "Mary Shelley")
+    assert editor.query(QUESTION).edit_id == own
+
+
+def test_closest_conflicts_let_an_edit_of_exactly_the_query_beat_a_newer_paraphrase_edit(editor):
+    own = editor.add_edit(QUESTION, "Jane Austen")
+    editor.configure(threshold=0.0, conflicts="closest")  # both edits are in scope of both prompts
     paraphrase = editor.add_edit("Who wrote Hamlet ?", "Mary Shelley")
     assert editor.query(QUESTION).edit_id == own
     assert editor.query("Who wrote Hamlet ?").edit_id == paraphrase
@@ -115,3 +130,12 @@ def test_a_memory_built_with_another_encoder_is_refused(editor, tmp_path):
     other.close()
     with pytest.raises(EncoderMismatchError):
         SERAC(other.config, other.base, other.counterfactual, other.classifier, memory_path=tmp_path / "saved" / "memory")
+
+
+def test_configure_changes_routing_settings_and_rejects_the_rest(editor):
+    editor.configure(conflicts="closest", top_k=3)
+    assert editor.router.config.conflicts == "closest" and editor.config.top_k == 3
+    with pytest.raises(ValueError, match="cannot change \\['base_model'\\]"):
+        editor.configure(base_model="gpt2")
+    with pytest.raises(ValueError, match="conflicts must be"):
+        editor.configure(conflicts="oldest")
