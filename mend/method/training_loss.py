@@ -32,6 +32,38 @@ def locality_kl(pre_logits: torch.Tensor, post_logits: torch.Tensor, labels: tor
     return (pre.exp() * (pre - post)).sum(-1).mean()
 
 
+DIALOGUE_PAIRS = 3  # in-scope and locality (question, reply) pairs per dialogue edit
+
+
+def training_pairs(record: EditRecord) -> tuple[tuple[str, str], list[tuple[str, str]], list[tuple[str, str]]]:
+    """The (prompt, answer) pairs of one training edit: the edit, its in-scope and its locality inputs.
+
+    Fact edits: the edit prompt and target; the rephrases (or the prompt) with the target; the
+    locality prompts with their answers. Dialogue edits (with target replies) are made, as the
+    dialogue protocol makes them for weight editors, with a question about the topic and a reply
+    in the requested trait; in scope are other questions with other such replies; locality are
+    questions about another topic with the same replies (the KL compares the model's next-token
+    distributions along them, so they need no gold answers).
+    """
+    if record.target_replies:
+        questions, replies = record.rephrases, record.target_replies
+        if len(questions) < 2 or not record.locality_prompts:
+            raise ValueError(f"dialogue record {record.source or record.prompt!r} needs 2+ questions and locality questions")
+        in_scope = [(questions[i], replies[i % len(replies)]) for i in range(1, min(len(questions), 1 + DIALOGUE_PAIRS))]
+        locality = [
+            (question, replies[i % len(replies)]) for i, question in enumerate(record.locality_prompts[:DIALOGUE_PAIRS])
+        ]
+        return (questions[0], replies[0]), in_scope, locality
+    if not record.locality_prompts or len(record.locality_answers) != len(record.locality_prompts):
+        raise ValueError(
+            f"record {record.source or record.prompt!r} has no locality answers for its locality prompts; "
+            "MEND's locality loss needs (prompt, answer) pairs (e.g. zsRE or CounterFact records) or dialogue replies"
+        )
+    # A record without rephrases is measured on its own prompt.
+    in_scope = [(prompt, record.target) for prompt in record.rephrases or (record.prompt,)]
+    return (record.prompt, record.target), in_scope, list(zip(record.locality_prompts, record.locality_answers))
+
+
 class MENDTraining(TrainableAlgorithm):
     """Trains MEND's editor networks (`self.transform`) with the shared loop.
 
@@ -58,18 +90,14 @@ class MENDTraining(TrainableAlgorithm):
     def collate(self, records: list[EditRecord]) -> dict:
         """Three batches: the edits, their in-scope inputs, their locality inputs with answers."""
         lm = self.language_model
-        in_scope, locality = [], []
+        edits, in_scope, locality = [], [], []
         for record in records:
-            # A record without rephrases is measured on its own prompt.
-            in_scope += [(prompt, record.target) for prompt in record.rephrases or (record.prompt,)]
-            if not record.locality_prompts or len(record.locality_answers) != len(record.locality_prompts):
-                raise ValueError(
-                    f"record {record.source or record.prompt!r} has no locality answers for its locality prompts; "
-                    "MEND's locality loss needs (prompt, answer) pairs (e.g. zsRE or CounterFact records)"
-                )
-            locality += list(zip(record.locality_prompts, record.locality_answers))
+            record_edit, record_in_scope, record_locality = training_pairs(record)
+            edits.append(record_edit)
+            in_scope += record_in_scope
+            locality += record_locality
         return {
-            "edit": lm.batch([r.prompt for r in records], [r.target for r in records]),
+            "edit": lm.batch(*map(list, zip(*edits))),
             "in_scope": lm.batch(*map(list, zip(*in_scope))),
             "locality": lm.batch(*map(list, zip(*locality))),
         }

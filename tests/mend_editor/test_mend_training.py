@@ -1,11 +1,14 @@
 """MEND's training objective through the shared training loop, on a tiny model."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from mend.method import MENDConfig, MENDEditor, MENDTraining
+from mend.method.training_loss import DIALOGUE_PAIRS, training_pairs
+from serac.core.data import load_records
 from serac.core.records import EditRecord
 from serac.core.train_config import TrainConfig
 from serac.core.training import train
@@ -85,3 +88,17 @@ def test_train_from_config_saves_a_loadable_trained_editor(tmp_path):
     assert not editor.transform.training
     assert any(network.normalizer.count > 0 for network in editor.transform.networks.values())
     assert isinstance(editor.add_edit("Who wrote Hamlet?", "Paris"), str)
+
+
+def test_dialogue_records_train_on_question_reply_pairs(tiny_lm):
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "convsent_small.json"
+    records = load_records("convsent", str(fixture))[:2]
+    edit, in_scope, locality = training_pairs(records[0])
+    assert edit == (records[0].rephrases[0], records[0].target_replies[0])
+    assert len(in_scope) == len(locality) == DIALOGUE_PAIRS
+    assert all(question in records[0].rephrases[1:] and reply in records[0].target_replies for question, reply in in_scope)
+    assert all(question in records[0].locality_prompts for question, _ in locality)
+    training = MENDTraining(tiny_lm("tiny-llama"), MENDConfig(model_name="tiny-llama", rank=4), lr=1e-4).train()
+    loss, _ = training(training.collate(records))
+    loss.backward()
+    assert torch.isfinite(loss) and all(n.u1.grad is not None for n in training.transform.networks.values())
