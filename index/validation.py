@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from index.errors import InvalidEditError
+from serac.core import text_checks
 
 
 def check_positive_int(value: Any, what: str) -> int:
@@ -21,14 +22,11 @@ def check_positive_int(value: Any, what: str) -> int:
 
 
 def check_text(value: Any, field: str, max_chars: int) -> str:
-    """Return `value` if it is a non-blank str of at most `max_chars` characters."""
-    if not isinstance(value, str):
-        raise InvalidEditError(f"{field} must be a str, got {type(value).__name__}")
-    if not value.strip():
-        raise InvalidEditError(f"{field} must not be empty or whitespace only")
-    if len(value) > max_chars:
-        raise InvalidEditError(f"{field} has {len(value)} characters; the limit is {max_chars} (MemoryConfig.max_text_chars)")
-    return value
+    """`serac.core.text_checks.check_text`, failing with the memory's InvalidEditError."""
+    try:
+        return text_checks.check_text(value, field, max_chars)
+    except (TypeError, ValueError) as error:
+        raise InvalidEditError(str(error)) from None
 
 
 def metadata_to_json(value: Any) -> str:

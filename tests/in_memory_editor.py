@@ -3,7 +3,8 @@
 Subclasses say how the edited "model" scores and answers.
 """
 
-from serac.core.editor import Editor, check_edits
+from serac.core.editor import Editor
+from serac.core.text_checks import check_edits
 
 
 class InMemoryEditor(Editor):

@@ -3,7 +3,7 @@
 import math
 from dataclasses import dataclass
 
-from serac.core.editor import check_text
+from serac.core.text_checks import check_text
 
 
 @dataclass

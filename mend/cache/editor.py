@@ -34,11 +34,12 @@ from index import EditMemory, Hit, MemoryConfig
 from mend.cache.calibration import SCALES, calibrate_epsilon
 from mend.cache.config import CacheConfig
 from mend.cache.hidden_state_keys import hidden_size, key_space_name, prompt_keys
-from serac.core.editor import Editor, QueryResult, check_edits, check_texts
+from serac.core.editor import Editor, QueryResult
 from serac.core.experiment import training_records
 from serac.core.language_model import IGNORE, LanguageModel, TargetScore
 from serac.core.models import load_model, load_tokenizer
 from serac.core.saving import NotASavedEditorError, read_editor_config, write_atomically, write_editor_config
+from serac.core.text_checks import check_edits, check_texts
 
 MEMORY_FOLDER = "memory"
 CALIBRATION_FILE = "calibration.json"

@@ -4,7 +4,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from serac.core.editor import check_text
+from serac.core.text_checks import check_text
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 

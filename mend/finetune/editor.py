@@ -24,7 +24,7 @@ from mend.finetune.config import FTConfig, FTKLConfig, FTLConfig
 from mend.finetune.fine_tune import fine_tune
 from mend.finetune.locality import LocalityAnchor, training_locality_prompts
 from mend.finetune.trainable_parameters import select_trainable_parameters
-from serac.core.editor import Editor, QueryResult, check_edits, check_pairs, check_texts
+from serac.core.editor import Editor, QueryResult
 from serac.core.language_model import LanguageModel, TargetScore
 from serac.core.models import load_model, load_tokenizer
 from serac.core.saving import (
@@ -33,6 +33,7 @@ from serac.core.saving import (
     write_atomically,
     write_editor_config,
 )
+from serac.core.text_checks import check_edits, check_pairs, check_texts
 
 EDITS_FILE = "edits.json"
 DELTAS_FILE = "weight_deltas.safetensors"

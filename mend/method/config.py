@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass, field
 
-from serac.core.editor import check_text
+from serac.core.text_checks import check_text
 
 # Containers of the MLP's matrices in common architectures, by module name: `mlp` (Llama,
 # GPT-2, GPT-J, GPT-NeoX, Falcon), `feed_forward`/`ffn` (Mistral-style and others),

@@ -32,7 +32,7 @@ from mend.method.edited_modules import edited_modules
 from mend.method.pseudo_gradient import GradientTransform, weight_deltas
 from mend.method.training_loss import MENDTraining
 from serac.core import nethook
-from serac.core.editor import Editor, QueryResult, check_edits, check_pairs, check_texts
+from serac.core.editor import Editor, QueryResult
 from serac.core.experiment import training_records
 from serac.core.language_model import LanguageModel, TargetScore
 from serac.core.models import load_model, load_tokenizer
@@ -43,6 +43,7 @@ from serac.core.saving import (
     write_atomically,
     write_editor_config,
 )
+from serac.core.text_checks import check_edits, check_pairs, check_texts
 from serac.core.train_config import TrainConfig
 from serac.core.training import load_trained_weights, train
 

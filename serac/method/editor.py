@@ -20,12 +20,13 @@ from safetensors.torch import load_model, save_model
 
 from index import EditMemory, MemoryConfig
 from serac.core.device import pick_device
-from serac.core.editor import Editor, QueryResult, check_edits, check_pairs, check_text
+from serac.core.editor import Editor, QueryResult
 from serac.core.experiment import training_records
 from serac.core.language_model import LanguageModel, TargetScore
 from serac.core.models import load_model as load_language_model
 from serac.core.models import load_tokenizer
 from serac.core.saving import read_editor_config, write_editor_config
+from serac.core.text_checks import check_edits, check_pairs, check_text
 from serac.method.config import SERACConfig
 from serac.method.counterfactual import CounterfactualModel
 from serac.method.router import Route, Router

@@ -11,10 +11,10 @@ from index import InvalidEditError, MemoryConfig
     [
         ("", "t", r"prompts\[0\] must not be empty"),
         ("p", "   \n\t", r"targets\[0\] must not be empty"),
-        (None, "t", r"prompts\[0\] must be a str, got NoneType"),
-        ("p", 42, r"targets\[0\] must be a str, got int"),
-        (b"bytes", "t", r"prompts\[0\] must be a str, got bytes"),
-        ("x" * 101, "t", r"prompts\[0\] has 101 characters; the limit is 100"),
+        (None, "t", r"prompts\[0\] must be a string, got NoneType"),
+        ("p", 42, r"targets\[0\] must be a string, got int"),
+        (b"bytes", "t", r"prompts\[0\] must be a string, got bytes"),
+        ("x" * 101, "t", r"prompts\[0\] is 101 characters long; the limit is 100"),
     ],
 )
 def test_bad_text_is_refused(open_memory, unit_vectors, prompt, target, message):
