@@ -24,8 +24,8 @@ from mend.finetune.config import FTConfig, FTKLConfig, FTLConfig
 from mend.finetune.fine_tune import fine_tune
 from mend.finetune.locality import LocalityAnchor, training_locality_prompts
 from mend.finetune.trainable_parameters import select_trainable_parameters
-from serac.core.editor import Editor, QueryResult
-from serac.core.language_model import LanguageModel, TargetScore
+from serac.core.editor import QueryResult, WeightEditor
+from serac.core.language_model import LanguageModel
 from serac.core.models import load_model, load_tokenizer
 from serac.core.saving import (
     NotASavedEditorError,
@@ -33,7 +33,7 @@ from serac.core.saving import (
     write_atomically,
     write_editor_config,
 )
-from serac.core.text_checks import check_edits, check_pairs, check_texts
+from serac.core.text_checks import check_edits, check_texts
 
 EDITS_FILE = "edits.json"
 DELTAS_FILE = "weight_deltas.safetensors"
@@ -46,7 +46,7 @@ class AppliedEdit:
     batch_number: int  # edits made by the same add_edits call share one fine-tuning run
 
 
-class FTEditor(Editor):
+class FTEditor(WeightEditor):
     """Edits by fine-tuning some of the model's weights (see `FTConfig`) on the edit pairs.
 
     The editor owns `language_model`'s weights: it freezes every parameter it does not train
@@ -168,12 +168,6 @@ class FTEditor(Editor):
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
         return [QueryResult(text) for text in self.language_model.generate(prompts, max_new_tokens)]
-
-    def score(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]:
-        return self.language_model.score(*check_pairs(prompts, targets))
-
-    def target_logprobs(self, prompts: Sequence[str], targets: Sequence[str]) -> list[torch.Tensor]:
-        return self.language_model.target_logprobs(*check_pairs(prompts, targets))
 
     # Persistence
 

@@ -32,9 +32,9 @@ from mend.method.edited_modules import edited_modules
 from mend.method.pseudo_gradient import GradientTransform, weight_deltas
 from mend.method.training_loss import MENDTraining
 from serac.core import nethook
-from serac.core.editor import Editor, QueryResult
+from serac.core.editor import QueryResult, WeightEditor
 from serac.core.experiment import training_records
-from serac.core.language_model import LanguageModel, TargetScore
+from serac.core.language_model import LanguageModel
 from serac.core.models import load_model, load_tokenizer
 from serac.core.saving import (
     CONFIG_FILE,
@@ -43,7 +43,7 @@ from serac.core.saving import (
     write_atomically,
     write_editor_config,
 )
-from serac.core.text_checks import check_edits, check_pairs, check_texts
+from serac.core.text_checks import check_edits, check_texts
 from serac.core.train_config import TrainConfig
 from serac.core.training import load_trained_weights, train
 
@@ -59,7 +59,7 @@ class AppliedEdit:
     update: dict[str, GradientFactors]  # module name -> factors of this edit's weight update
 
 
-class MENDEditor(Editor):
+class MENDEditor(WeightEditor):
     """Edits `language_model` in place with MEND. The editor owns the model: it freezes it."""
 
     name: ClassVar[str] = "mend"
@@ -139,12 +139,6 @@ class MENDEditor(Editor):
         prompts = check_texts(prompts, "prompt")
         # None (what Editor.query passes) means the default length, not generate()'s max_length.
         return [QueryResult(text) for text in self.language_model.generate(prompts, max_new_tokens or 20)]
-
-    def score(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]:
-        return self.language_model.score(*check_pairs(prompts, targets))
-
-    def target_logprobs(self, prompts: Sequence[str], targets: Sequence[str]) -> list[torch.Tensor]:
-        return self.language_model.target_logprobs(*check_pairs(prompts, targets))
 
     # Persistence
 

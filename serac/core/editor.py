@@ -11,8 +11,8 @@ from typing import ClassVar
 
 import torch
 
-from serac.core.language_model import TargetScore
-from serac.core.text_checks import check_text
+from serac.core.language_model import LanguageModel, TargetScore
+from serac.core.text_checks import check_pairs, check_text
 
 
 @dataclass(frozen=True)
@@ -93,3 +93,15 @@ class Editor(ABC):
     def train_from_config(cls, config: dict, output_dir: Path) -> Path:
         """Train the editor as configured; returns the folder of the saved, trained editor."""
         raise TypeError(f"the {cls.name!r} editor has nothing to train; evaluate it directly")
+
+
+class WeightEditor(Editor, ABC):
+    """An editor that changes the weights of `self.language_model` and answers with that model (MEND, FT)."""
+
+    language_model: LanguageModel
+
+    def score(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]:
+        return self.language_model.score(*check_pairs(prompts, targets))
+
+    def target_logprobs(self, prompts: Sequence[str], targets: Sequence[str]) -> list[torch.Tensor]:
+        return self.language_model.target_logprobs(*check_pairs(prompts, targets))
