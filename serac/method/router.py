@@ -1,7 +1,9 @@
 """Finds, for each query, the stored edit that covers it (if any).
 
 FAISS proposes the `top_k` nearest edits by embedding; the cross-encoder re-scores those
-candidates; the best one routes the query when its probability reaches the threshold.
+candidates; the chosen one routes the query when its probability reaches the threshold.
+Several edits can cover one query (a fact edited twice in different words): with
+`conflicts="newest"` the newest of them answers, with "closest" the best-scoring one.
 """
 
 import math
