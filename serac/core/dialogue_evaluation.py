@@ -12,7 +12,8 @@ and on the same questions about another topic (out of scope), each paired with r
 - drawdown: mean KL(unedited ‖ edited) of the next-token distributions over the out-of-scope
   questions paired with the edit's target replies (`metrics.kl_divergence`);
 - out_of_scope_changed: fraction of out-of-scope questions where the argmax of any reply
-  token changed; in_scope_routed / out_of_scope_routed: fractions answered from an edit
+  token changed; out_of_scope_edits: fraction of edits whose out-of-scope questions were
+  measured (sequential: not those about a topic that was edited too); in_scope_routed / out_of_scope_routed: fractions answered from an edit
   (editors that do not route, like MEND and FT, report 0).
 
 Protocols: single (edit, measure, reset) and sequential (edits accumulate; after T edits
@@ -173,10 +174,16 @@ def evaluate_dialogue(editor: Editor, records: Sequence[EditRecord], config: Dia
 
     checkpoints = sorted({t for t in config.checkpoints if t < len(plans)} | {len(plans)})
     rows, seconds, done = [], 0.0, 0
+    covered: set[str] = set()  # questions in scope of the edits made so far
     for checkpoint in tqdm(checkpoints, desc="sequential checkpoints", unit="checkpoint"):
         seconds += sum(edit(index) for index in range(done, checkpoint))
+        covered.update(question for plan in plans[done:checkpoint] for question in plan.record.rephrases)
         done = checkpoint
-        row = _mean_rows([_measure(editor, plans[i], unedited[i]) for i in range(checkpoint)])
+        # An edit's out-of-scope questions are about another topic; once that topic is edited
+        # too they are in scope, and a changed answer there is no drawdown: they are skipped.
+        row = _mean_rows(
+            [_measure(editor, plans[i], unedited[i], covered.isdisjoint(plans[i].outside)) for i in range(checkpoint)]
+        )
         row.update(protocol="sequential", edits=checkpoint, seconds_per_edit=seconds / checkpoint)
         rows.append(row)
     editor.reset()
@@ -197,12 +204,22 @@ def _measure_unedited(editor: Editor, plan: _Plan, config: DialogueEvalConfig) -
     return unedited
 
 
-def _measure(editor: Editor, plan: _Plan, unedited: _Unedited) -> dict[str, float]:
-    """Metrics of one edit in the editor's current state."""
+def _measure(editor: Editor, plan: _Plan, unedited: _Unedited, measure_outside: bool = True) -> dict[str, float]:
+    """Metrics of one edit in the editor's current state (the out-of-scope ones if `measure_outside`)."""
     target_before, contrast_before = plan.split(unedited.scores)
     target, contrast = plan.split(editor.score(*plan.in_scope_pairs()))
     success = metrics.preference_success(target, contrast)
     on_topic = metrics.on_topic(target_before, target)
+    in_scope = {
+        "score": success * on_topic,
+        "success": success,
+        "on_topic": on_topic,
+        "success_before": metrics.preference_success(target_before, contrast_before),
+        # One new token is enough: the route is chosen before anything is generated.
+        "in_scope_routed": _fraction_routed(editor.query_batch(plan.questions, max_new_tokens=1)),
+    }
+    if not measure_outside:
+        return in_scope
     outside = editor.target_logprobs(*plan.outside_pairs())
     divergences = [
         metrics.kl_divergence(before, after if kept is None else _coarsen(after, kept.long()))
@@ -212,17 +229,11 @@ def _measure(editor: Editor, plan: _Plan, unedited: _Unedited) -> dict[str, floa
     pair_changed = [not torch.equal(before, after.argmax(dim=-1)) for before, after in zip(unedited.argmax, outside)]
     per_question = len(plan.record.target_replies)
     changed = [any(pair_changed[i : i + per_question]) for i in range(0, len(pair_changed), per_question)]
-    # One new token is enough: the route is chosen before anything is generated.
-    routes = editor.query_batch(plan.questions + plan.outside, max_new_tokens=1)
     return {
-        "score": success * on_topic,
-        "success": success,
-        "on_topic": on_topic,
-        "success_before": metrics.preference_success(target_before, contrast_before),
+        **in_scope,
         "drawdown": sum(divergences) / len(divergences),
         "out_of_scope_changed": sum(changed) / len(changed),
-        "in_scope_routed": _fraction_routed(routes[: len(plan.questions)]),
-        "out_of_scope_routed": _fraction_routed(routes[len(plan.questions) :]),
+        "out_of_scope_routed": _fraction_routed(editor.query_batch(plan.outside, max_new_tokens=1)),
     }
 
 
@@ -266,4 +277,14 @@ def _fraction_routed(results: list) -> float:
 
 
 def _mean_rows(rows: list[dict[str, float]]) -> dict[str, float]:
-    return {key: sum(row[key] for row in rows) / len(rows) for key in rows[0]}
+    """Per-metric means over the rows that have the metric (NaN if none); `out_of_scope_edits` becomes
+    the fraction of edits whose out-of-scope questions were measured."""
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    means = {}
+    for key in keys:
+        values = [row[key] for row in rows if key in row]
+        means[key] = sum(values) / len(values)
+    for key in ("drawdown", "out_of_scope_changed", "out_of_scope_routed"):
+        means.setdefault(key, float("nan"))
+    means["out_of_scope_edits"] = sum(1 for row in rows if "drawdown" in row) / len(rows)
+    return means

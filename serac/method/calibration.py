@@ -1,8 +1,9 @@
 """Choosing the scope threshold on validation edits.
 
 All validation edits go into the memory; their rephrases must route to their own edit
-(in scope) and their locality prompts must not route at all (out of scope). The threshold
-maximising the sum of both rates is kept.
+(in scope) and their locality prompts must not route at all (out of scope). A locality
+prompt that is itself in scope of another stored edit (dialogue records ask about the next
+record's topic) is left out. The threshold maximising the sum of both rates is kept.
 """
 
 import logging
@@ -29,7 +30,8 @@ def calibrate_threshold(editor: SERAC, records: list[EditRecord]) -> Calibration
     try:
         ids = editor.add_edits([(record.prompt, record.target) for record in records])
         rephrases = [(edit_id, query) for edit_id, record in zip(ids, records) for query in record.rephrases]
-        localities = [query for record in records for query in record.locality_prompts]
+        in_scope = {query for record in records for query in (record.prompt, *record.rephrases)}
+        localities = [query for record in records for query in record.locality_prompts if query not in in_scope]
         if not rephrases or not localities:
             raise ValueError("calibration needs records with rephrases and locality prompts")
         positive_routes = editor.route([query for _, query in rephrases])
