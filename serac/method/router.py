@@ -50,10 +50,12 @@ class Router:
         if self.config.retrieval == "exhaustive":
             everything = self.memory.list()
             candidates = [[(edit, None) for edit in everything] for _ in queries]
+            logits = self._logits(queries, candidates)
         else:
-            hits = self.memory.search(self.embed(queries), k=self.config.top_k)
-            candidates = [[(hit, hit.score) for hit in query_hits] for query_hits in hits]
-        logits = self._logits(queries, candidates)
+            vectors = self.embed(queries)
+            candidates, logits = self._search(queries, vectors, self.config.top_k)
+            if self.config.conflicts == "newest":
+                self._widen_crowded(queries, vectors, candidates, logits)
         routes = []
         for query, query_candidates, query_logits in zip(queries, candidates, logits):
             if not query_candidates:
@@ -65,14 +67,36 @@ class Router:
             routes.append(Route(edit.id, edit.prompt, edit.target, probability, probability >= self.config.threshold))
         return routes
 
+    def _search(self, queries: list[str], vectors: np.ndarray, k: int) -> tuple[list[list[tuple]], list[np.ndarray]]:
+        hits = self.memory.search(vectors, k=k)
+        candidates = [[(hit, hit.score) for hit in query_hits] for query_hits in hits]
+        return candidates, self._logits(queries, candidates)
+
+    def _widen_crowded(self, queries, vectors, candidates, logits) -> None:
+        """Search again, 4x wider, for queries whose every candidate covers them: a fact edited
+        more than `top_k` times may have its newest edit just outside the first candidates."""
+        k = self.config.top_k
+        while k < self.memory.count():
+            crowded = [
+                i for i, (query_candidates, query_logits) in enumerate(zip(candidates, logits))
+                if len(query_candidates) == k and len(self._covering(query_logits)) == k
+            ]
+            if not crowded:
+                return
+            k *= 4
+            wider, wider_logits = self._search([queries[i] for i in crowded], vectors[crowded], k)
+            for i, query_candidates, query_logits in zip(crowded, wider, wider_logits):
+                candidates[i], logits[i] = query_candidates, query_logits
+
+    def _covering(self, logits: np.ndarray) -> list[int]:
+        """Candidates in scope whose logit is within `conflict_margin` of the best: edits of one fact."""
+        floor = max(_logit(self.config.threshold), logits.max() - self.config.conflict_margin)
+        return [i for i, logit in enumerate(logits) if logit >= floor]
+
     def _choose(self, query: str, edits: list, logits: np.ndarray) -> int:
         """Index of the candidate edit that answers `query` (see `SERACConfig.conflicts`)."""
         if self.config.conflicts == "newest":
-            threshold_logit = _logit(self.config.threshold)
-            covering = [
-                i for i, logit in enumerate(logits)
-                if logit >= threshold_logit and logit >= logits.max() - self.config.conflict_margin
-            ]
+            covering = self._covering(logits)
             if covering:
                 return max(covering, key=lambda i: edits[i].id)
         # An edit of exactly this prompt comes first; then the logit, not the probability, which

@@ -139,3 +139,10 @@ def test_configure_changes_routing_settings_and_rejects_the_rest(editor):
         editor.configure(base_model="gpt2")
     with pytest.raises(ValueError, match="conflicts must be"):
         editor.configure(conflicts="oldest")
+
+
+def test_the_newest_covering_edit_is_found_beyond_the_first_top_k_candidates(editor):
+    editor.configure(threshold=0.0, conflict_margin=1e9, top_k=2)  # every edit covers every query
+    editor.add_edits([(f"Who wrote Hamlet, part {i}?", f"author {i}") for i in range(8)])
+    newest = editor.add_edit("Who painted the Mona Lisa?", "Leonardo")
+    assert editor.query(QUESTION).edit_id == newest  # not among the 2 nearest by embedding
