@@ -49,11 +49,11 @@ def train_serac(setup: SERACTraining, train_records: list[EditRecord], val_recor
     train_pairs = scope_pairs(train_records, mine_hard_negatives(classifier, train_records, setup.hard_negatives_per_edit), setup.seed)
     val_pairs = scope_pairs(val_records, mine_hard_negatives(classifier, val_records, setup.hard_negatives_per_edit), setup.seed)
     log.info("scope classifier: %d training pairs, %d validation pairs", len(train_pairs), len(val_pairs))
-    classifier_run = _train_config(setup.classifier, output_dir / "scope_classifier", "cross_accuracy", setup.seed)
+    classifier_run = _train_config(setup.classifier, output_dir / "scope_classifier", "cross_accuracy", "max", setup.seed)
     _train_and_keep_best(ScopeClassifierTraining(classifier), train_pairs, val_pairs, classifier_run)
 
     counterfactual = CounterfactualModel(language_model_for(config.counterfactual_model, config, device))
-    counterfactual_run = _train_config(setup.counterfactual, output_dir / "counterfactual", "answer_exact_match", setup.seed)
+    counterfactual_run = _train_config(setup.counterfactual, output_dir / "counterfactual", "loss", "min", setup.seed)
     _train_and_keep_best(
         CounterfactualTraining(counterfactual), counterfactual_examples(train_records), counterfactual_examples(val_records), counterfactual_run
     )
@@ -69,8 +69,8 @@ def train_serac(setup: SERACTraining, train_records: list[EditRecord], val_recor
     return saved
 
 
-def _train_config(fields: dict, output_dir: Path, metric: str, seed: int) -> TrainConfig:
-    defaults = {"early_stop_metric": metric, "early_stop_mode": "max", "seed": seed}
+def _train_config(fields: dict, output_dir: Path, metric: str, mode: str, seed: int) -> TrainConfig:
+    defaults = {"early_stop_metric": metric, "early_stop_mode": mode, "seed": seed}
     return TrainConfig(output_dir=str(output_dir), **{**defaults, **fields})
 
 

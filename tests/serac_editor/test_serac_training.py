@@ -45,6 +45,9 @@ def test_train_serac_saves_a_calibrated_editor_that_loads(tmp_path):
         assert editor.edit_ids() == []  # calibration edits are not left in the memory
         assert (tmp_path / "scope_classifier" / "metrics.csv").exists()
         assert (tmp_path / "counterfactual" / "best" / "model.safetensors").exists()
+        # The counterfactual model is kept by validation loss: reply exact match is ~0 on dialogue.
+        metrics = (tmp_path / "counterfactual" / "metrics.csv").read_text().splitlines()[0]
+        assert "val/loss" in metrics.split(",")
     finally:
         editor.close()
 
