@@ -39,7 +39,7 @@ from serac.core.experiment import training_records
 from serac.core.language_model import IGNORE, LanguageModel, TargetScore
 from serac.core.models import load_model, load_tokenizer
 from serac.core.saving import NotASavedEditorError, read_editor_config, write_atomically, write_editor_config
-from serac.core.text_checks import check_edits, check_texts
+from serac.core.text_checks import check_edits, check_pairs, check_texts
 
 MEMORY_FOLDER = "memory"
 CALIBRATION_FILE = "calibration.json"
@@ -166,9 +166,7 @@ class CacheEditor(Editor):
 
     def score(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]:
         """Teacher-forced scores; a routed prompt is scored as the cached answer (see the module docstring)."""
-        prompts, targets = check_texts(prompts, "prompt"), check_texts(targets, "target")
-        if len(prompts) != len(targets):
-            raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
+        prompts, targets = check_pairs(prompts, targets)
         lookups = self.lookup(prompts)
         routed = [i for i, lookup in enumerate(lookups) if lookup.routed]
         unrouted = [i for i, lookup in enumerate(lookups) if not lookup.routed]

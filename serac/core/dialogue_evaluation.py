@@ -13,8 +13,9 @@ and on the same questions about another topic (out of scope), each paired with r
   questions paired with the edit's target replies (`metrics.kl_divergence`);
 - out_of_scope_changed: fraction of out-of-scope questions where the argmax of any reply
   token changed; out_of_scope_edits: fraction of edits whose out-of-scope questions were
-  measured (sequential: not those about a topic that was edited too); in_scope_routed / out_of_scope_routed: fractions answered from an edit
-  (editors that do not route, like MEND and FT, report 0).
+  measured (sequential: not those about a topic that was edited too); in_scope_routed /
+  out_of_scope_routed: fractions answered from an edit (editors that do not route, like
+  MEND and FT, report 0).
 
 Protocols: single (edit, measure, reset) and sequential (edits accumulate; after T edits
 every edit so far is measured). The unedited model is measured once, before any edit.

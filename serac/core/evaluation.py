@@ -7,7 +7,7 @@
 
 Out-of-scope outputs are compared with the unedited editor's, scored once before any edit.
 
-Some datasets edit one fact several times with different targets (zsRE dev: 133 of its 537
+Some datasets edit one fact several times with different targets (zsRE dev: 116 of its 537
 edits are rewritten by a later one). No editor can give both targets for one question, so
 besides the usual scores against each edit's own target, `*_latest` scores measure against
 the latest target of the edit's fact among the edits made so far, and `superseded` is the
@@ -95,15 +95,16 @@ def _latest_target_scores(
 ) -> dict[str, float]:
     """Edit and rephrase success against the latest target of each edit's fact (see the module doc)."""
     latest = {record.fact: record.target for record in records}  # later records overwrite earlier ones
-    superseded = [record for record in records if latest[record.fact] != record.target]
+    is_superseded = [latest[record.fact] != record.target for record in records]
+    superseded = [record for record, stale in zip(records, is_superseded) if stale]
     prompts = [prompt for record in superseded for prompt in (record.prompt, *record.rephrases)]
     targets = [latest[record.fact] for record in superseded for _ in (record.prompt, *record.rephrases)]
     rescored = iter(editor.score(prompts, targets) if prompts else [])
     rephrases = iter(rephrase_scores)
     current_edits, current_rephrases = [], []
-    for record, edit_score in zip(records, edit_scores):
+    for record, stale, edit_score in zip(records, is_superseded, edit_scores):
         own = [edit_score, *(next(rephrases) for _ in record.rephrases)]
-        if latest[record.fact] != record.target:
+        if stale:
             own = [next(rescored) for _ in own]
         current_edits.append(own[0])
         current_rephrases.extend(own[1:])

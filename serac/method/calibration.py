@@ -13,6 +13,7 @@ import numpy as np
 
 from serac.core.records import EditRecord
 from serac.method.editor import SERAC
+from serac.method.training_data import in_scope_queries
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def calibrate_threshold(editor: SERAC, records: list[EditRecord]) -> Calibration
     try:
         ids = editor.add_edits([(record.prompt, record.target) for record in records])
         rephrases = [(edit_id, query) for edit_id, record in zip(ids, records) for query in record.rephrases]
-        in_scope = {query for record in records for query in (record.prompt, *record.rephrases)}
+        in_scope = {query for record in records for query in in_scope_queries(record)}
         localities = [query for record in records for query in record.locality_prompts if query not in in_scope]
         if not rephrases or not localities:
             raise ValueError("calibration needs records with rephrases and locality prompts")
