@@ -39,7 +39,7 @@ from serac.core.experiment import training_records
 from serac.core.language_model import IGNORE, LanguageModel, TargetScore
 from serac.core.models import load_model, load_tokenizer
 from serac.core.saving import NotASavedEditorError, read_editor_config, write_atomically, write_editor_config
-from serac.core.text_checks import check_edits, check_pairs, check_texts
+from serac.core.text_checks import answer_length, check_edits, check_pairs, check_texts
 
 MEMORY_FOLDER = "memory"
 CALIBRATION_FILE = "calibration.json"
@@ -150,10 +150,7 @@ class CacheEditor(Editor):
 
     def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
         """Cached targets for routed prompts (whole, whatever `max_new_tokens`); base model answers otherwise."""
-        if max_new_tokens is None:
-            max_new_tokens = self.config.max_new_tokens
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+        max_new_tokens = answer_length(max_new_tokens, self.config.max_new_tokens)
         lookups = self.lookup(prompts)
         unrouted = [i for i, lookup in enumerate(lookups) if not lookup.routed]
         base_answers = dict(zip(unrouted, self.language_model.generate([prompts[i] for i in unrouted], max_new_tokens)))

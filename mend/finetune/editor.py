@@ -33,7 +33,7 @@ from serac.core.saving import (
     write_atomically,
     write_editor_config,
 )
-from serac.core.text_checks import check_edits, check_texts
+from serac.core.text_checks import answer_length, check_edits, check_texts
 
 EDITS_FILE = "edits.json"
 DELTAS_FILE = "weight_deltas.safetensors"
@@ -163,10 +163,7 @@ class FTEditor(WeightEditor):
 
     def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
         prompts = check_texts(prompts, "prompt")
-        if max_new_tokens is None:
-            max_new_tokens = self.config.max_new_tokens
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+        max_new_tokens = answer_length(max_new_tokens, self.config.max_new_tokens)
         return [QueryResult(text) for text in self.language_model.generate(prompts, max_new_tokens)]
 
     # Persistence

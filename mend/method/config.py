@@ -34,6 +34,7 @@ class MENDConfig:
     edit_lr:        initial value of the learned per-layer step size alpha.
     edit_lr_lr:     learning rate of the step sizes alpha (the networks use the training lr).
     c_edit:         weight of the edit loss: L = c_edit * L_edit + L_locality.
+    max_new_tokens: answer length of `query` when the caller does not give one.
     """
 
     model_name: str = "smollm2-135m"
@@ -46,6 +47,7 @@ class MENDConfig:
     edit_lr: float = 1e-4
     edit_lr_lr: float = 1e-4
     c_edit: float = 0.1
+    max_new_tokens: int = 20
 
     def __post_init__(self) -> None:
         check_text(self.model_name, "MENDConfig.model_name")
@@ -69,8 +71,10 @@ class MENDConfig:
         if not all(isinstance(index, int) and not isinstance(index, bool) for index in self.layers):
             raise ValueError(f"MENDConfig.layers must hold ints, got {self.layers!r}")
         self.layers = list(self.layers)
-        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
-            raise ValueError(f"MENDConfig.rank must be an int >= 1, got {self.rank!r}")
+        for name in ("rank", "max_new_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"MENDConfig.{name} must be an int >= 1, got {value!r}")
         if self.init not in INITS:
             raise ValueError(f"MENDConfig.init must be one of {INITS}, got {self.init!r}")
         for name in ("edit_lr", "edit_lr_lr", "c_edit"):

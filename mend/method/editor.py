@@ -43,7 +43,7 @@ from serac.core.saving import (
     write_atomically,
     write_editor_config,
 )
-from serac.core.text_checks import check_edits, check_texts
+from serac.core.text_checks import answer_length, check_edits, check_texts
 from serac.core.train_config import TrainConfig
 from serac.core.training import load_trained_weights, train
 
@@ -137,8 +137,7 @@ class MENDEditor(WeightEditor):
 
     def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
         prompts = check_texts(prompts, "prompt")
-        # None (what Editor.query passes) means the default length, not generate()'s max_length.
-        return [QueryResult(text) for text in self.language_model.generate(prompts, max_new_tokens or 20)]
+        return [QueryResult(text) for text in self.language_model.generate(prompts, answer_length(max_new_tokens, self.config.max_new_tokens))]
 
     # Persistence
 

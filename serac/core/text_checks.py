@@ -1,4 +1,4 @@
-"""Checks of the texts users hand to editors and to the edit memory: clear errors instead of deep ones."""
+"""Checks of what users hand to editors and to the edit memory: clear errors instead of deep ones."""
 
 from collections.abc import Sequence
 
@@ -40,3 +40,12 @@ def check_edits(edits: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
             raise TypeError(f"edit {index} must be a (prompt, target) pair, got {edit!r}")
         checked.append((check_text(edit[0], f"edit {index} prompt"), check_text(edit[1], f"edit {index} target")))
     return checked
+
+
+def answer_length(max_new_tokens, default: int) -> int:
+    """`query`'s answer length: `default` (the editor's configured length) for None, else a checked positive int."""
+    if max_new_tokens is None:
+        return default
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+    return max_new_tokens

@@ -165,10 +165,14 @@ def test_bad_input_gives_clear_errors(tiny_lm, tmp_path):
         editor.score(["a", "b"], ["c"])
     with pytest.raises(TypeError, match="prompt must be a string"):
         editor.query(42)
+    with pytest.raises(ValueError, match="max_new_tokens must be an int >= 1"):
+        editor.query("Who wrote Hamlet?", max_new_tokens=0)
     assert editor.add_edits([]) == [] and editor.edit_ids() == []
 
     with pytest.raises(ValueError, match="MENDConfig.rank"):
         MENDConfig(rank=0)
+    with pytest.raises(ValueError, match="MENDConfig.max_new_tokens"):
+        MENDConfig(max_new_tokens=1.5)
     with pytest.raises(ValueError, match="MENDConfig.init"):
         MENDConfig(init="zeros")
     lm = tiny_lm("tiny-llama")

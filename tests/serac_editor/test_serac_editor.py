@@ -110,6 +110,8 @@ def test_bad_queries_are_rejected(editor):
         editor.query(" ")
     with pytest.raises(TypeError, match="must be a string"):
         editor.query_batch([QUESTION, b"bytes"])
+    with pytest.raises(ValueError, match="max_new_tokens must be an int >= 1"):
+        editor.query(QUESTION, max_new_tokens=-1)
 
 
 def test_loading_a_folder_that_is_not_a_saved_editor_is_a_clear_error(tmp_path):
