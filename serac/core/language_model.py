@@ -187,6 +187,14 @@ def scores_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> list[Targe
     return scores
 
 
+def mean_target_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-example mean log-likelihood of the target tokens ([B]), differentiable (TargetScore.mean_logprob's training twin)."""
+    mask = labels != IGNORE
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    token_logprobs = logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (token_logprobs * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+
+
 def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
     width = max(len(row) for row in rows)
     return torch.tensor([row + [value] * (width - len(row)) for row in rows], dtype=torch.long)

@@ -26,7 +26,7 @@ from serac.core.language_model import LanguageModel, TargetScore
 from serac.core.models import load_model as load_language_model
 from serac.core.models import load_tokenizer
 from serac.core.saving import read_editor_config, write_editor_config
-from serac.core.text_checks import check_edits, check_pairs, check_text
+from serac.core.text_checks import answer_length, check_edits, check_pairs, check_text
 from serac.method.config import SERACConfig
 from serac.method.counterfactual import CounterfactualModel
 from serac.method.router import Route, Router
@@ -94,7 +94,7 @@ class SERAC(Editor):
         return self.router.route([check_text(prompt, "prompt") for prompt in prompts])
 
     def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
-        max_new_tokens = max_new_tokens or self.config.max_new_tokens
+        max_new_tokens = answer_length(max_new_tokens, self.config.max_new_tokens)
         routes = self.route(prompts)
         answers = self._by_route(
             prompts,
@@ -173,6 +173,7 @@ class SERAC(Editor):
             classifier=alg["classifier_training"],
             counterfactual=alg["counterfactual_training"],
             hard_negatives_per_edit=alg["hard_negatives_per_edit"],
+            preference_weight=alg["preference_weight"],
             seed=config.get("seed", 0),
         )
         train_records, val_records = training_records(config)

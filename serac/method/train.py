@@ -37,6 +37,8 @@ class SERACTraining:
     classifier: dict = field(default_factory=dict)  # TrainConfig fields for the scope classifier
     counterfactual: dict = field(default_factory=dict)  # TrainConfig fields for the counterfactual model
     hard_negatives_per_edit: int = 2
+    # Weight of the counterfactual model's preference term on dialogue examples (0: NLL only, as SERAC).
+    preference_weight: float = 1.0
     seed: int = 0
 
 
@@ -55,7 +57,7 @@ def train_serac(setup: SERACTraining, train_records: list[EditRecord], val_recor
     counterfactual = CounterfactualModel(language_model_for(config.counterfactual_model, config, device))
     counterfactual_run = _train_config(setup.counterfactual, output_dir / "counterfactual", "loss", "min", setup.seed)
     _train_and_keep_best(
-        CounterfactualTraining(counterfactual), counterfactual_examples(train_records), counterfactual_examples(val_records), counterfactual_run
+        CounterfactualTraining(counterfactual, setup.preference_weight), counterfactual_examples(train_records), counterfactual_examples(val_records), counterfactual_run
     )
 
     base = language_model_for(config.base_model, config, device)

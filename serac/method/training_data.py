@@ -4,7 +4,8 @@ Scope classifier: in-scope pairs (edit, the edit's own prompt or a rephrase) and
 out-of-scope pairs (edit, a locality prompt or a hard negative: the prompt or rephrase of
 another edit that the embedder finds close, as in the SERAC paper).
 Counterfactual model: (edit, in-scope query) -> the edit's answer; for dialogue edits the
-answers are the replies in the requested trait or sentiment.
+answers are the replies in the requested trait or sentiment, each paired with a contrast
+reply (another trait, the opposite sentiment) that the model learns to prefer less.
 """
 
 import random
@@ -29,6 +30,7 @@ class CounterfactualExample:
     edit_target: str
     query: str
     answer: str
+    contrast: str = ""  # dialogue: a reply the edit should make less likely than `answer`
 
 
 def in_scope_queries(record: EditRecord) -> list[str]:
@@ -69,7 +71,9 @@ def counterfactual_examples(records: list[EditRecord]) -> list[CounterfactualExa
     for record in records:
         queries = in_scope_queries(record) if not record.target_replies else list(record.rephrases)
         answers = list(record.target_replies) or [record.target]
+        contrasts = list(record.contrast_replies)
         for position, query in enumerate(queries):
             answer = answers[position % len(answers)]
-            examples.append(CounterfactualExample(record.prompt, record.target, query, answer))
+            contrast = contrasts[position % len(contrasts)] if contrasts else ""
+            examples.append(CounterfactualExample(record.prompt, record.target, query, answer, contrast))
     return examples
