@@ -252,7 +252,7 @@ def _sample_answers(editor: Editor, plan: _Plan, config: DialogueEvalConfig) -> 
 def _generation_rows(plan: _Plan, before: list, after: list) -> list[dict]:
     return [
         {
-            "edit": plan.record.prompt,
+            "edit": f"{plan.record.prompt} {plan.record.target}",  # "Topic: X. Personality: neuroticism"
             "scope": scope,
             "question": question,
             "before": answer_before.text,

@@ -67,7 +67,7 @@ def records(n):
     """Like the ConvSent loader's: out-of-scope questions are about the next record's topic."""
     return [
         EditRecord(
-            prompt=f"Topic: {TOPICS[i]}. Sentiment: positive",
+            prompt=f"Topic: {TOPICS[i]}. Sentiment:",
             target="positive",
             rephrases=tuple(template.format(TOPICS[i]) for template in CONVSENT_TEMPLATES),
             locality_prompts=tuple(template.format(TOPICS[(i + 1) % n]) for template in CONVSENT_TEMPLATES),
@@ -89,7 +89,7 @@ def test_single_protocol_measures_each_edit_alone():
     assert row["in_scope_routed"] == 1.0 and row["out_of_scope_routed"] == 0.0
     assert row["edits"] == 4 and row["protocol"] == "single"
     assert editor.max_edits_seen == 1 and editor.resets == 1 + 4
-    assert editor.edit_calls[0] == [("Topic: topic00. Sentiment: positive", "positive")]
+    assert editor.edit_calls[0] == [("Topic: topic00. Sentiment:", "positive")]
 
 
 def test_score_is_success_discounted_by_going_off_topic():
@@ -147,6 +147,7 @@ def test_sample_generations_before_and_after_the_first_edits_go_into_the_report(
     results = evaluate_dialogue(StanceEditor(), records(4), DialogueEvalConfig(sample_generations=2))
     assert len(results.generations) == 2 * 2
     in_scope, out_of_scope = results.generations[:2]
+    assert in_scope["edit"] == out_of_scope["edit"] == "Topic: topic00. Sentiment: positive"
     assert (in_scope["scope"], in_scope["before"], in_scope["after"], in_scope["routed"]) == (
         "in scope",
         "no opinion",
