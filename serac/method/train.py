@@ -38,7 +38,7 @@ class SERACTraining:
     counterfactual: dict = field(default_factory=dict)  # TrainConfig fields for the counterfactual model
     hard_negatives_per_edit: int = 2
     # Weight of the counterfactual model's preference term on dialogue examples (0: NLL only, as SERAC).
-    preference_weight: float = 1.0
+    preference_weight: float = 5.0
     seed: int = 0
 
 
