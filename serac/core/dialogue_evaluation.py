@@ -13,7 +13,9 @@ and on the same questions about another topic (out of scope), each paired with r
   questions paired with the edit's target replies (`metrics.kl_divergence`);
 - out_of_scope_changed: fraction of out-of-scope questions where the argmax of any reply
   token changed; out_of_scope_edits: fraction of edits whose out-of-scope questions were
-  measured (sequential: not those about a topic that was edited too); in_scope_routed /
+  measured (sequential: not those about a topic that was edited too; with `max_records`
+  below the number of records, sequential runs ask about the unedited records' topics
+  instead, so every edit is measured); in_scope_routed /
   out_of_scope_routed: fractions answered from an edit (editors that do not route, like
   MEND and FT, report 0).
 
@@ -90,7 +92,8 @@ class _Plan:
     outside: list[str]  # out of scope, measured
 
     @classmethod
-    def of(cls, record: EditRecord, config: DialogueEvalConfig, rng: random.Random) -> "_Plan":
+    def of(cls, record: EditRecord, config: DialogueEvalConfig, rng: random.Random, outside_pool: Sequence[str] = ()) -> "_Plan":
+        """`outside_pool`: out-of-scope questions to sample instead of the record's locality prompts."""
         if not record.target_replies or not record.contrast_replies:
             raise ValueError(
                 f"record {record.source or record.prompt!r} has no target or contrast replies: "
@@ -100,7 +103,8 @@ class _Plan:
             raise ValueError(f"record {record.source or record.prompt!r} has no in-scope or out-of-scope questions")
         shuffled = rng.sample(record.rephrases, len(record.rephrases))
         questions, unmeasured = shuffled[: config.questions_per_edit], shuffled[config.questions_per_edit :]
-        outside = rng.sample(record.locality_prompts, min(config.drawdown_questions, len(record.locality_prompts)))
+        pool = outside_pool or record.locality_prompts
+        outside = rng.sample(pool, min(config.drawdown_questions, len(pool)))
         if config.edit_with == "descriptor":
             edits = [(record.prompt, record.target)]
         elif unmeasured:
@@ -142,11 +146,12 @@ class _Unedited:
 
 def evaluate_dialogue(editor: Editor, records: Sequence[EditRecord], config: DialogueEvalConfig) -> DialogueResults:
     """Run the protocol; the editor is left reset."""
+    spare = list(records[config.max_records :]) if config.max_records else []
     records = list(records[: config.max_records] if config.max_records else records)
     if not records:
         raise ValueError("no records to evaluate")
     rng = random.Random(config.seed)
-    plans = [_Plan.of(record, config, rng) for record in records]
+    plans = [_Plan.of(record, config, rng, pool) for record, pool in zip(records, _outside_pools(records, spare, config))]
     editor.reset()
     unedited = [_measure_unedited(editor, plan, config) for plan in tqdm(plans, desc="unedited model", unit="edit")]
     sampled = plans[: config.sample_generations]
@@ -189,6 +194,18 @@ def evaluate_dialogue(editor: Editor, records: Sequence[EditRecord], config: Dia
         rows.append(row)
     editor.reset()
     return DialogueResults(rows, generations)
+
+
+def _outside_pools(records: list[EditRecord], spare: list[EditRecord], config: DialogueEvalConfig) -> list[tuple[str, ...]]:
+    """Out-of-scope questions per record: () keeps its own locality prompts (questions about the next topic).
+
+    Sequential runs edit the next topic too, which would leave almost no edit's out-of-scope
+    questions unedited (1 in 100 at T = 100); the records after `max_records` are not edited,
+    so their topics' questions serve instead, when there are any.
+    """
+    if config.protocol != "sequential" or not spare:
+        return [()] * len(records)
+    return [spare[index % len(spare)].rephrases for index in range(len(records))]
 
 
 def _measure_unedited(editor: Editor, plan: _Plan, config: DialogueEvalConfig) -> _Unedited:

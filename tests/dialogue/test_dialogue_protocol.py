@@ -131,6 +131,31 @@ def test_sequential_protocol_measures_all_edits_so_far_at_each_checkpoint():
     assert editor.max_edits_seen == 12 and editor.edit_ids() == []  # the harness leaves the editor reset
 
 
+class LoggingStanceEditor(StanceEditor):
+    """Remembers the prompts whose distributions were asked for: the out-of-scope questions."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.distribution_prompts = set()
+
+    def target_logprobs(self, prompts, targets):
+        self.distribution_prompts.update(prompts)
+        return super().target_logprobs(prompts, targets)
+
+
+def test_sequential_protocol_asks_out_of_scope_questions_about_topics_beyond_max_records():
+    """With records to spare, every edit's drawdown is measured, on a topic no edit of the run is about."""
+    config = DialogueEvalConfig(protocol="sequential", checkpoints=(1, 10), max_records=10)
+    editor = LoggingStanceEditor()
+    rows = evaluate_dialogue(editor, records(12), config).rows
+    assert [row["out_of_scope_edits"] for row in rows] == [1.0, 1.0]
+    assert [row["drawdown"] for row in rows] == [0.0, 0.0]
+    asked_about = {topic for topic in TOPICS for prompt in editor.distribution_prompts if topic in prompt}
+    assert asked_about == {TOPICS[10], TOPICS[11]}
+    leaking = evaluate_dialogue(LoggingStanceEditor(leaks=True), records(12), config).rows
+    assert all(row["drawdown"] == pytest.approx(EDITED_KL, rel=0.05) for row in leaking)
+
+
 def test_replies_edits_use_the_questions_that_are_not_measured():
     editor = StanceEditor()
     [record] = records(1)
