@@ -137,7 +137,8 @@ class MENDEditor(WeightEditor):
 
     def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
         prompts = check_texts(prompts, "prompt")
-        return [QueryResult(text) for text in self.language_model.generate(prompts, answer_length(max_new_tokens, self.config.max_new_tokens))]
+        max_new_tokens = answer_length(max_new_tokens, self.config.max_new_tokens)
+        return [QueryResult(text) for text in self.language_model.generate(prompts, max_new_tokens)]
 
     # Persistence
 

@@ -92,8 +92,8 @@ class _Plan:
     outside: list[str]  # out of scope, measured
 
     @classmethod
-    def of(cls, record: EditRecord, config: DialogueEvalConfig, rng: random.Random, outside_pool: Sequence[str] = ()) -> "_Plan":
-        """`outside_pool`: out-of-scope questions to sample instead of the record's locality prompts."""
+    def of(cls, record: EditRecord, config: DialogueEvalConfig, rng: random.Random, outside_pool: Sequence[str]) -> "_Plan":
+        """`outside_pool`: the out-of-scope questions to sample from (see `_outside_pools`)."""
         if not record.target_replies or not record.contrast_replies:
             raise ValueError(
                 f"record {record.source or record.prompt!r} has no target or contrast replies: "
@@ -103,8 +103,7 @@ class _Plan:
             raise ValueError(f"record {record.source or record.prompt!r} has no in-scope or out-of-scope questions")
         shuffled = rng.sample(record.rephrases, len(record.rephrases))
         questions, unmeasured = shuffled[: config.questions_per_edit], shuffled[config.questions_per_edit :]
-        pool = outside_pool or record.locality_prompts
-        outside = rng.sample(pool, min(config.drawdown_questions, len(pool)))
+        outside = rng.sample(outside_pool, min(config.drawdown_questions, len(outside_pool)))
         if config.edit_with == "descriptor":
             edits = [(record.prompt, record.target)]
         elif unmeasured:
@@ -197,14 +196,14 @@ def evaluate_dialogue(editor: Editor, records: Sequence[EditRecord], config: Dia
 
 
 def _outside_pools(records: list[EditRecord], spare: list[EditRecord], config: DialogueEvalConfig) -> list[tuple[str, ...]]:
-    """Out-of-scope questions per record: () keeps its own locality prompts (questions about the next topic).
+    """Out-of-scope questions per record: its own locality prompts (questions about the next topic).
 
     Sequential runs edit the next topic too, which would leave almost no edit's out-of-scope
     questions unedited (1 in 100 at T = 100); the records after `max_records` are not edited,
     so their topics' questions serve instead, when there are any.
     """
     if config.protocol != "sequential" or not spare:
-        return [()] * len(records)
+        return [record.locality_prompts for record in records]
     return [spare[index % len(spare)].rephrases for index in range(len(records))]
 
 

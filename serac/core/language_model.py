@@ -169,30 +169,28 @@ class LanguageModel:
         return answers
 
 
-def scores_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> list[TargetScore]:
-    """Per-example `TargetScore`s from aligned logits and labels (IGNORE marks non-target positions)."""
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
-    predicted = logits.argmax(dim=-1)
-    scores = []
-    for row in range(labels.shape[0]):
-        mask = labels[row] != IGNORE
-        target_ids = labels[row][mask]
-        scores.append(
-            TargetScore(
-                target_ids=target_ids.cpu(),
-                logprobs=logprobs[row][mask].gather(-1, target_ids.unsqueeze(-1)).squeeze(-1).cpu(),
-                predicted_ids=predicted[row][mask].cpu(),
-            )
-        )
-    return scores
+def target_token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probability of each label token [B, T], mask of the target positions [B, T]); differentiable.
 
-
-def mean_target_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-example mean log-likelihood of the target tokens ([B]), differentiable (TargetScore.mean_logprob's training twin)."""
+    Positions marked IGNORE get an arbitrary value that the mask excludes.
+    """
     mask = labels != IGNORE
     logprobs = torch.log_softmax(logits.float(), dim=-1)
-    token_logprobs = logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (token_logprobs * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+    return logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1), mask
+
+
+def scores_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> list[TargetScore]:
+    """Per-example `TargetScore`s from aligned logits and labels (IGNORE marks non-target positions)."""
+    token_logprobs, mask = target_token_logprobs(logits, labels)
+    predicted = logits.argmax(dim=-1)
+    return [
+        TargetScore(
+            target_ids=labels[row][mask[row]].cpu(),
+            logprobs=token_logprobs[row][mask[row]].cpu(),
+            predicted_ids=predicted[row][mask[row]].cpu(),
+        )
+        for row in range(labels.shape[0])
+    ]
 
 
 def _pad(rows: list[list[int]], value: int) -> torch.Tensor:

@@ -11,7 +11,7 @@ separates replies that share most of their words (Δ ≈ 0.2 nats/token on Perso
 import torch
 import torch.nn.functional as F
 
-from serac.core.language_model import IGNORE, mean_target_logprobs, scores_from_logits
+from serac.core.language_model import scores_from_logits, target_token_logprobs
 from serac.core.training import TrainableAlgorithm
 from serac.method.counterfactual import CounterfactualModel
 from serac.method.training_data import CounterfactualExample
@@ -57,11 +57,13 @@ class CounterfactualTraining(TrainableAlgorithm):
         queries = batch["queries"] + [batch["queries"][i] for i in contrasted]
         targets = batch["answers"] + [batch["contrasts"][i] for i in contrasted]
         logits, labels = self.counterfactual.lm.target_logits(self.counterfactual.batch(edits, queries, targets))
-        nll = F.cross_entropy(logits[:size].flatten(0, 1).float(), labels[:size].flatten(), ignore_index=IGNORE)
+        # One log-softmax over the vocabulary serves both terms.
+        token_logprobs, mask = target_token_logprobs(logits, labels)
+        nll = -(token_logprobs[:size] * mask[:size]).sum() / mask[:size].sum()  # mean over the answers' tokens
         answers = (logits[:size], labels[:size])
         if not contrasted:
             return nll, {"nll": nll}, answers
-        means = mean_target_logprobs(logits, labels)
+        means = (token_logprobs * mask).sum(-1) / mask.sum(-1)  # per reply: TargetScore.mean_logprob
         margin = means[contrasted] - means[size:]
         preference = F.softplus(-margin).mean()  # −log σ(Δ)
         parts = {"nll": nll, "preference_loss": preference, "preference_success": torch.sigmoid(margin).mean()}
