@@ -4,8 +4,8 @@ NLL of the edit's answer for in-scope queries (SERAC). Dialogue examples also ca
 contrast reply (another trait, the opposite sentiment): `preference_weight` adds
 −log σ(Δ), Δ = mean log-likelihood of the answer − of the contrast reply, which is the log
 of ConvSent's own success term. NLL alone teaches the model to speak in the trait but barely
-separates replies that share most of their words (Δ ≈ 0.2 nats/token on PersonalityEdit dev,
-σ(Δ) = 0.53); with the term (weight 5, alg=serac_dialogue_quick) validation σ(Δ) reached 0.92.
+separates replies that share most of their words (dialogue success 0.528 on PersonalityEdit
+dev); with the term (weight 5, alg=serac_dialogue_quick) validation σ(Δ) reached 0.92.
 """
 
 import torch
