@@ -1,0 +1,131 @@
+"""Edit success against drawdown as the size of a single edit's weight update grows:
+a plain gradient step on MEND's edited matrices, and (with --mend) a trained MEND editor
+with its step sizes α scaled.
+
+    .venv/bin/python benchmarks/mend/edit_frontier.py [--mend outputs/mend/editor] [--records 50]
+
+Each of the first --records zsRE dev edits is made alone on SmolLM2-135M-Instruct and
+undone. The gradient step is ΔW = −η ∇W NLL(edit target) over the MLP matrices of the last
+3 blocks (MEND's default), with η set so that the update's norm is a given fraction of
+theirs (‖ΔW‖_F / ‖W‖_F over all of them). MEND's rows report the same relative norm, measured.
+Edit and rephrase success are exact matches of the target; drawdown is the fraction of the
+edits' NQ locality answers whose argmax changes at any token (`serac.core.metrics`).
+"""
+
+import argparse
+import statistics
+
+import torch
+
+from mend.method.config import MENDConfig
+from mend.method.edited_modules import edited_modules
+from mend.method.editor import MENDEditor
+from serac.core import metrics, nethook
+from serac.core.data import load_records
+from serac.core.language_model import LanguageModel
+from serac.core.models import load_model, load_tokenizer
+from serac.core.records import EditRecord
+
+GRADIENT_STEP_SIZES = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # ‖ΔW‖ / ‖W‖
+MEND_ALPHA_SCALES = (0.25, 0.5, 1.0, 2.0)
+
+
+def relative_norm(weights: dict[str, torch.Tensor], unedited: dict[str, torch.Tensor]) -> float:
+    change = sum((weights[name] - unedited[name]).pow(2).sum() for name in weights)
+    return (change / sum(w.pow(2).sum() for w in unedited.values())).sqrt().item()
+
+
+def measure(lm: LanguageModel, record: EditRecord, edit, undo) -> dict[str, float]:
+    """Edit/rephrase success and drawdown of one edit made by `edit()`; `undo()` restores the model.
+
+    `edit` returns the relative norm of the update it made.
+    """
+    locality_before = lm.score(list(record.locality_prompts), list(record.locality_answers))
+    size = edit()
+    result = {
+        "relative_norm": size,
+        "edit": metrics.edit_success(lm.score([record.prompt], [record.target])),
+        "rephrase": metrics.edit_success(lm.score(list(record.rephrases), [record.target] * len(record.rephrases))),
+        "drawdown": metrics.drawdown(locality_before, lm.score(list(record.locality_prompts), list(record.locality_answers))),
+    }
+    undo()
+    return result
+
+
+def gradient_step(lm: LanguageModel, weights: dict[str, torch.Tensor], record: EditRecord, size: float) -> float:
+    with torch.enable_grad():
+        loss = lm.nll(lm.batch([record.prompt], [record.target]), parameters=None)
+        grads = torch.autograd.grad(loss, list(weights.values()))
+    norm_w = sum(w.pow(2).sum() for w in weights.values()).sqrt()
+    norm_g = sum(g.pow(2).sum() for g in grads).sqrt()
+    with torch.no_grad():
+        for weight, grad in zip(weights.values(), grads):
+            weight.sub_(grad, alpha=(size * norm_w / norm_g).item())
+    return size
+
+
+def summarise(label: str, setting: str, rows: list[dict]) -> str:
+    mean = {key: statistics.fmean(row[key] for row in rows) for key in rows[0]}
+    return (f"| {label} | {setting} | {mean['relative_norm']:.4f} | {mean['edit']:.3f} | "
+            f"{mean['rephrase']:.3f} | {mean['drawdown']:.3f} |")
+
+
+def gradient_step_rows(model_name: str, records: list[EditRecord]) -> list[str]:
+    lm = LanguageModel(load_model(model_name), load_tokenizer(model_name))
+    lm.model.requires_grad_(False)
+    names = edited_modules(lm.model, MENDConfig(model_name=model_name))
+    weights = {name: nethook.get_module(lm.model, name).weight for name in names}
+    unedited = {name: weight.detach().clone() for name, weight in weights.items()}
+    for weight in weights.values():
+        weight.requires_grad_(True)
+
+    def restore():
+        with torch.no_grad():
+            for name, weight in weights.items():
+                weight.copy_(unedited[name])
+
+    lines = []
+    for size in GRADIENT_STEP_SIZES:
+        rows = [measure(lm, r, lambda r=r: gradient_step(lm, weights, r, size), restore) for r in records]
+        lines.append(summarise("gradient step", f"η: ‖ΔW‖/‖W‖ = {size:g}", rows))
+        print(lines[-1], flush=True)
+    return lines
+
+
+def mend_rows(editor_path: str, records: list[EditRecord]) -> list[str]:
+    editor = MENDEditor.load(editor_path)
+    trained_alpha = editor.transform.edit_lrs_unscaled.detach().clone()
+    edited = {name: nethook.get_module(editor.language_model.model, name).weight for name in editor.config.edit_modules}
+    original = {name: weight.detach().clone() for name, weight in edited.items()}
+
+    def edit(record):
+        editor.add_edit(record.prompt, record.target)
+        return relative_norm(edited, original)
+
+    lines = []
+    for scale in MEND_ALPHA_SCALES:
+        with torch.no_grad():
+            editor.transform.edit_lrs_unscaled.copy_(trained_alpha * scale)
+        rows = [measure(editor.language_model, r, lambda r=r: edit(r), editor.reset) for r in records]
+        lines.append(summarise("MEND", f"α × {scale:g}", rows))
+        print(lines[-1], flush=True)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--mend", default=None, help="a trained MEND editor folder: adds its rows")
+    parser.add_argument("--records", type=int, default=50)
+    arguments = parser.parse_args()
+    torch.manual_seed(0)
+    records = load_records("zsre", "dev")[: arguments.records]
+    print("| update | setting | ‖ΔW‖/‖W‖ | edit success | rephrase success | drawdown |")
+    print("|---|---|---|---|---|---|")
+    gradient_step_rows(arguments.model, records)
+    if arguments.mend:
+        mend_rows(arguments.mend, records)
+
+
+if __name__ == "__main__":
+    main()
