@@ -5,10 +5,8 @@ One step edits the model with every record of the batch at once:
    flow through the base model;
 2. the editor networks turn them into a weight update ΔW, which carries the gradient;
 3. L_edit is the NLL of the edit target after the in-scope inputs (the rephrases), and
-   L_locality the KL(pre ‖ post) of the next-token distributions at every token of the
-   locality inputs (question and answer, as MEND's `kl_loc_loss` masks with the attention
-   mask: the question's tokens constrain the update too), both with the weights W + ΔW run
-   through `functional_call`: the model is never written.
+   L_locality the KL(pre ‖ post) of the locality answers' next-token distributions, both
+   with the weights W + ΔW run through `functional_call`: the model is never written.
 """
 
 from dataclasses import replace
@@ -26,22 +24,12 @@ from serac.core.records import EditRecord
 from serac.core.training import TrainableAlgorithm
 
 
-def locality_kl(pre_logits: torch.Tensor, post_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the positions in `mask` of KL(pre ‖ post) between next-token distributions."""
+def locality_kl(pre_logits: torch.Tensor, post_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over the labelled positions of KL(pre ‖ post) between next-token distributions."""
+    mask = labels != IGNORE
     pre = F.log_softmax(pre_logits[mask].float(), dim=-1)
     post = F.log_softmax(post_logits[mask].float(), dim=-1)
     return (pre.exp() * (pre - post)).sum(-1).mean()
-
-
-def locality_positions(language_model: LanguageModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mask of the positions of `target_logits(batch)` that predict a real token of the input.
-
-    Decoder-only: every non-padding token after the first (prompt and answer); encoder-decoder:
-    the answer tokens, the only ones its decoder predicts.
-    """
-    if language_model.is_encoder_decoder:
-        return batch["labels"] != IGNORE
-    return batch["attention_mask"][:, 1:].bool()
 
 
 DIALOGUE_PAIRS = 3  # in-scope and locality (question, reply) pairs per dialogue edit
@@ -129,7 +117,7 @@ class MENDTraining(TrainableAlgorithm):
             pre_logits, locality_labels = lm.target_logits(batch["locality"])
         post_logits, _ = lm.target_logits(batch["locality"], parameters=edited)
         edit_loss = F.cross_entropy(in_scope_logits.flatten(0, 1).float(), in_scope_labels.flatten(), ignore_index=IGNORE)
-        locality_loss = locality_kl(pre_logits, post_logits, locality_positions(lm, batch["locality"]))
+        locality_loss = locality_kl(pre_logits, post_logits, locality_labels)
         return {
             "loss": self.config.c_edit * edit_loss + locality_loss,
             "loss_edit": edit_loss,

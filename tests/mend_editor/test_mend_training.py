@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mend.method import MENDConfig, MENDEditor, MENDTraining
-from mend.method.training_loss import DIALOGUE_PAIRS, locality_kl, locality_positions, training_pairs
+from mend.method.training_loss import DIALOGUE_PAIRS, training_pairs
 from serac.core.data import load_records
 from serac.core.records import EditRecord
 from serac.core.train_config import TrainConfig
@@ -102,26 +102,3 @@ def test_dialogue_records_train_on_question_reply_pairs(tiny_lm):
     loss, _ = training(training.collate(records))
     loss.backward()
     assert torch.isfinite(loss) and all(n.u1.grad is not None for n in training.transform.networks.values())
-
-
-def test_locality_is_measured_at_every_token_of_a_decoder_only_input(tiny_lm):
-    lm = tiny_lm("tiny-llama")
-    batch = lm.batch(["what year did the war end?", "who?"], ["1945", "the Nile"])
-    positions = locality_positions(lm, batch)
-    real_tokens = batch["attention_mask"].sum(1)
-    assert positions.sum(1).tolist() == (real_tokens - 1).tolist()  # every real token but the first is predicted
-    assert (positions >= (batch["labels"][:, 1:] != -100)).all()  # the answer's positions among them
-
-
-def test_locality_of_an_encoder_decoder_is_its_answer(tiny_lm):
-    lm = tiny_lm("tiny-t5")
-    batch = lm.batch(["what year did the war end?"], ["1945"])
-    assert torch.equal(locality_positions(lm, batch), batch["labels"] != -100)
-
-
-def test_locality_kl_counts_only_the_masked_positions():
-    pre = torch.zeros(1, 3, 5)
-    post = pre.clone()
-    post[0, 0, 0] = 4.0  # the distribution changes at position 0 only
-    assert locality_kl(pre, post, torch.tensor([[False, True, True]])).item() == 0.0
-    assert locality_kl(pre, post, torch.tensor([[True, True, True]])).item() > 0.0
