@@ -14,6 +14,7 @@ edits' NQ locality answers whose argmax changes at any token (`serac.core.metric
 
 import argparse
 import statistics
+from collections.abc import Iterator
 
 import torch
 
@@ -35,12 +36,16 @@ def relative_norm(weights: dict[str, torch.Tensor], unedited: dict[str, torch.Te
     return (change / sum(w.pow(2).sum() for w in unedited.values())).sqrt().item()
 
 
-def measure(lm: LanguageModel, record: EditRecord, edit, undo) -> dict[str, float]:
+def unedited_locality(lm: LanguageModel, records: list[EditRecord]) -> list[list]:
+    """Each record's locality answer scores under the unedited model, scored once for every setting."""
+    return [lm.score(list(record.locality_prompts), list(record.locality_answers)) for record in records]
+
+
+def measure(lm: LanguageModel, record: EditRecord, locality_before: list, edit, undo) -> dict[str, float]:
     """Edit/rephrase success and drawdown of one edit made by `edit()`; `undo()` restores the model.
 
     `edit` returns the relative norm of the update it made.
     """
-    locality_before = lm.score(list(record.locality_prompts), list(record.locality_answers))
     size = edit()
     result = {
         "relative_norm": size,
@@ -52,16 +57,14 @@ def measure(lm: LanguageModel, record: EditRecord, edit, undo) -> dict[str, floa
     return result
 
 
-def gradient_step(lm: LanguageModel, weights: dict[str, torch.Tensor], record: EditRecord, size: float) -> float:
+def gradient_step(lm: LanguageModel, weights: dict[str, torch.Tensor], record: EditRecord, step_norm: float) -> None:
+    """W -= η ∇W NLL, with η such that ‖ΔW‖_F over all `weights` is `step_norm`."""
     with torch.enable_grad():
-        loss = lm.nll(lm.batch([record.prompt], [record.target]), parameters=None)
-        grads = torch.autograd.grad(loss, list(weights.values()))
-    norm_w = sum(w.pow(2).sum() for w in weights.values()).sqrt()
-    norm_g = sum(g.pow(2).sum() for g in grads).sqrt()
+        grads = torch.autograd.grad(lm.nll(lm.batch([record.prompt], [record.target])), list(weights.values()))
+    norm_g = sum(g.pow(2).sum() for g in grads).sqrt().item()
     with torch.no_grad():
         for weight, grad in zip(weights.values(), grads):
-            weight.sub_(grad, alpha=(size * norm_w / norm_g).item())
-    return size
+            weight.sub_(grad, alpha=step_norm / norm_g)
 
 
 def summarise(label: str, setting: str, rows: list[dict]) -> str:
@@ -70,7 +73,7 @@ def summarise(label: str, setting: str, rows: list[dict]) -> str:
             f"{mean['rephrase']:.3f} | {mean['drawdown']:.3f} |")
 
 
-def gradient_step_rows(model_name: str, records: list[EditRecord]) -> list[str]:
+def gradient_step_rows(model_name: str, records: list[EditRecord]) -> Iterator[str]:
     lm = LanguageModel(load_model(model_name), load_tokenizer(model_name))
     lm.model.requires_grad_(False)
     names = edited_modules(lm.model, MENDConfig(model_name=model_name))
@@ -79,37 +82,42 @@ def gradient_step_rows(model_name: str, records: list[EditRecord]) -> list[str]:
     for weight in weights.values():
         weight.requires_grad_(True)
 
+    norm_w = sum(w.pow(2).sum() for w in unedited.values()).sqrt().item()
+    locality_before = unedited_locality(lm, records)
+
     def restore():
         with torch.no_grad():
             for name, weight in weights.items():
                 weight.copy_(unedited[name])
 
-    lines = []
+    def step(record, size):
+        gradient_step(lm, weights, record, size * norm_w)
+        return size
+
     for size in GRADIENT_STEP_SIZES:
-        rows = [measure(lm, r, lambda r=r: gradient_step(lm, weights, r, size), restore) for r in records]
-        lines.append(summarise("gradient step", f"η: ‖ΔW‖/‖W‖ = {size:g}", rows))
-        print(lines[-1], flush=True)
-    return lines
+        rows = [measure(lm, r, before, lambda r=r: step(r, size), restore) for r, before in zip(records, locality_before)]
+        yield summarise("gradient step", f"η: ‖ΔW‖/‖W‖ = {size:g}", rows)
 
 
-def mend_rows(editor_path: str, records: list[EditRecord]) -> list[str]:
+def mend_rows(editor_path: str, records: list[EditRecord]) -> Iterator[str]:
     editor = MENDEditor.load(editor_path)
     trained_alpha = editor.transform.edit_lrs_unscaled.detach().clone()
     edited = {name: nethook.get_module(editor.language_model.model, name).weight for name in editor.config.edit_modules}
     original = {name: weight.detach().clone() for name, weight in edited.items()}
+    locality_before = unedited_locality(editor.language_model, records)
 
     def edit(record):
         editor.add_edit(record.prompt, record.target)
         return relative_norm(edited, original)
 
-    lines = []
     for scale in MEND_ALPHA_SCALES:
         with torch.no_grad():
             editor.transform.edit_lrs_unscaled.copy_(trained_alpha * scale)
-        rows = [measure(editor.language_model, r, lambda r=r: edit(r), editor.reset) for r in records]
-        lines.append(summarise("MEND", f"α × {scale:g}", rows))
-        print(lines[-1], flush=True)
-    return lines
+        rows = [
+            measure(editor.language_model, r, before, lambda r=r: edit(r), editor.reset)
+            for r, before in zip(records, locality_before)
+        ]
+        yield summarise("MEND", f"α × {scale:g}", rows)
 
 
 def main() -> None:
@@ -122,9 +130,10 @@ def main() -> None:
     records = load_records("zsre", "dev")[: arguments.records]
     print("| update | setting | ‖ΔW‖/‖W‖ | edit success | rephrase success | drawdown |")
     print("|---|---|---|---|---|---|")
-    gradient_step_rows(arguments.model, records)
-    if arguments.mend:
-        mend_rows(arguments.mend, records)
+    for line in gradient_step_rows(arguments.model, records):
+        print(line, flush=True)
+    for line in mend_rows(arguments.mend, records) if arguments.mend else ():
+        print(line, flush=True)
 
 
 if __name__ == "__main__":
