@@ -191,7 +191,10 @@ class EditStore:
             yield self._open_connection()
 
     def _checked_text(self, value: Any, field: str) -> str:
-        return check_text(value, field, self.max_text_chars)
+        try:
+            return check_text(value, field, self.max_text_chars)
+        except (TypeError, ValueError) as error:
+            raise InvalidEditError(str(error)) from None
 
     def add(self, prompt: str, target: str, vector: Any, metadata: dict[str, Any] | None = None) -> int:
         """Store one edit durably and return its id."""

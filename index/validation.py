@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from index.errors import InvalidEditError
-from serac.core import text_checks
+
+MAX_TEXT_CHARS = 4000
 
 
 def check_positive_int(value: Any, what: str) -> int:
@@ -21,12 +22,19 @@ def check_positive_int(value: Any, what: str) -> int:
     return value
 
 
-def check_text(value: Any, field: str, max_chars: int) -> str:
-    """`serac.core.text_checks.check_text`, failing with the memory's InvalidEditError."""
-    try:
-        return text_checks.check_text(value, field, max_chars)
-    except (TypeError, ValueError) as error:
-        raise InvalidEditError(str(error)) from None
+def check_text(value: Any, what: str, max_chars: int = MAX_TEXT_CHARS) -> str:
+    """The text if it is usable, else a TypeError / ValueError naming what was wrong.
+
+    The one text check of the package: the memory wraps it in InvalidEditError, and the
+    editors (`serac.core.text_checks`) use it as is.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, got {type(value).__name__}: {value!r}")
+    if not value.strip():
+        raise ValueError(f"{what} must not be empty or whitespace only")
+    if len(value) > max_chars:
+        raise ValueError(f"{what} is {len(value)} characters long; the limit is {max_chars}")
+    return value
 
 
 def metadata_to_json(value: Any) -> str:

@@ -3,7 +3,7 @@
 import sys
 import tempfile
 
-from serac.method.editor import SERAC
+from serac import SERAC
 
 EDITS = [
     ("Who is the architect of Toodyay Fire Station?", "Frank Lloyd Wright"),

@@ -1,6 +1,9 @@
 import pytest
 import torch
 
+from serac.core.language_model import LanguageModel
+from serac.core.models import load_model, load_tokenizer
+
 
 @pytest.fixture(autouse=True)
 def tiny_models_on_one_cpu_thread(monkeypatch):
@@ -11,3 +14,13 @@ def tiny_models_on_one_cpu_thread(monkeypatch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def tiny_lm():
+    """A fresh tiny language model (editors write its weights) by name."""
+
+    def build(name: str) -> LanguageModel:
+        return LanguageModel(load_model(name), load_tokenizer(name), device="cpu")
+
+    return build

@@ -13,9 +13,12 @@ class InMemoryEditor(Editor):
         self.edit_calls: list[list[tuple[str, str]]] = []
         self.resets = 0
         self.max_edits_seen = 0
+        self.subjects: list[str | None] = []  # the subject each edit carried, in order
 
     def add_edits(self, edits):
-        edits = check_edits(edits)
+        requests = check_edits(edits)
+        self.subjects.extend(request.subject for request in requests)
+        edits = [(request.prompt, request.target) for request in requests]
         self.edit_calls.append(edits)
         ids = []
         for edit in edits:

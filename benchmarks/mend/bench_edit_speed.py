@@ -15,10 +15,10 @@ import time
 
 import torch
 
+from mend import MENDEditor
 from mend.finetune import FTConfig, FTEditor, FTKLConfig, FTKLEditor, FTLConfig, FTLEditor
-from mend.method.config import MENDConfig
-from mend.method.editor import MENDEditor
-from mend.method.training_loss import MENDTraining
+from mend.mend.config import MENDConfig
+from mend.mend.editor_network_training import MENDTraining
 from serac.core.data import load_records
 from serac.core.language_model import IGNORE, LanguageModel
 from serac.core.models import load_model, load_tokenizer

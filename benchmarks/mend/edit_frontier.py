@@ -18,9 +18,9 @@ from collections.abc import Iterator
 
 import torch
 
-from mend.method.config import MENDConfig
-from mend.method.edited_modules import edited_modules
-from mend.method.editor import MENDEditor
+from mend import MENDEditor
+from mend.mend.config import MENDConfig
+from mend.mend.edited_modules import edited_modules
 from serac.core import metrics, nethook
 from serac.core.data import load_records
 from serac.core.language_model import LanguageModel

@@ -16,9 +16,9 @@ import time
 import numpy as np
 import torch
 
+from serac import SERAC
 from serac.core.data import load_records
-from serac.method.config import SERACConfig
-from serac.method.editor import SERAC
+from serac.serac.config import SERACConfig
 
 
 def timed(function, repeats: int) -> float:

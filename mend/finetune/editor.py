@@ -24,16 +24,18 @@ from mend.finetune.config import FTConfig, FTKLConfig, FTLConfig
 from mend.finetune.fine_tune import fine_tune
 from mend.finetune.locality import LocalityAnchor, training_locality_prompts
 from mend.finetune.trainable_parameters import select_trainable_parameters
-from serac.core.editor import QueryResult, WeightEditor
+from serac.core.composed_config import method_config
+from serac.core.editor import WeightEditor
 from serac.core.language_model import LanguageModel
-from serac.core.models import load_model, load_tokenizer
+from serac.core.models import load_language_model
+from serac.core.records import EditRequest
 from serac.core.saving import (
     NotASavedEditorError,
     read_editor_config,
     write_atomically,
     write_editor_config,
 )
-from serac.core.text_checks import answer_length, check_edits, check_texts
+from serac.core.text_checks import check_edits
 
 EDITS_FILE = "edits.json"
 DELTAS_FILE = "weight_deltas.safetensors"
@@ -87,20 +89,18 @@ class FTEditor(WeightEditor):
     ) -> "FTEditor":
         """An editor of the named model (`serac.core.models` resolves the name, offline first)."""
         config = replace(config if config is not None else cls.config_class(), model_name=model_name)
-        language_model = LanguageModel(
-            load_model(model_name), load_tokenizer(model_name), device=device, prompt_format=config.prompt_format
-        )
-        return cls(language_model, config, locality_prompts)
+        return cls(load_language_model(model_name, device, config.prompt_format), config, locality_prompts)
 
     @classmethod
     def from_config(cls, config: dict) -> "FTEditor":
         """The editor of the composed CLI config: the model from `model`, the rest from `alg.<name>`."""
-        return cls.from_pretrained(config["model"]["name"], cli_config(cls, config), device=config.get("device"))
+        method = method_config(cls.config_class, config, cls.name)
+        return cls.from_pretrained(method.model_name, method, device=config.get("device"))
 
     # Editing
 
-    def add_edits(self, edits: Sequence[tuple[str, str]]) -> list[str]:
-        edits = check_edits(edits)
+    def add_edits(self, edits: Sequence[EditRequest | tuple]) -> list[str]:
+        edits = [(edit.prompt, edit.target) for edit in check_edits(edits)]
         if not edits:
             return []
         self._fine_tune_on(edits)
@@ -159,13 +159,6 @@ class FTEditor(WeightEditor):
             parameter.copy_(self.unedited[name] + deltas[name] if deltas[name].any() else self.unedited[name])
         self._deltas = deltas
 
-    # Answering
-
-    def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
-        prompts = check_texts(prompts, "prompt")
-        max_new_tokens = answer_length(max_new_tokens, self.config.max_new_tokens)
-        return [QueryResult(text) for text in self.language_model.generate(prompts, max_new_tokens)]
-
     # Persistence
 
     def save(self, path: str | Path) -> None:
@@ -209,14 +202,14 @@ class FTKLEditor(FTEditor):
 
     @classmethod
     def from_config(cls, config: dict) -> "FTKLEditor":
-        method_config = cli_config(cls, config)
-        if not method_config.locality_prompts:
+        method = method_config(cls.config_class, config, cls.name)
+        if not method.locality_prompts:
             experiment = config["experiment"]
             pool = training_locality_prompts(
                 experiment["dataset"], experiment["train_split"], config["alg"]["locality_pool_size"], config.get("data_dir")
             )
-            method_config = replace(method_config, locality_prompts=pool)
-        return cls.from_pretrained(config["model"]["name"], method_config, device=config.get("device"))
+            method = replace(method, locality_prompts=pool)
+        return cls.from_pretrained(method.model_name, method, device=config.get("device"))
 
 
 class FTLEditor(FTEditor):
@@ -224,13 +217,6 @@ class FTLEditor(FTEditor):
 
     name: ClassVar[str] = "ft_l"
     config_class: ClassVar[type[FTConfig]] = FTLConfig
-
-
-def cli_config(editor_class: type[FTEditor], config: dict) -> FTConfig:
-    """The editor's config from the composed CLI config (`model.name`, `model.prompt_format`, `alg.<name>`)."""
-    fields = dict(config["alg"].get(editor_class.name) or {})
-    fields.update(model_name=config["model"]["name"], prompt_format=config["model"]["prompt_format"])
-    return editor_class.config_class(**fields)
 
 
 def _after_last_batch(edits: dict[str, AppliedEdit]) -> int:

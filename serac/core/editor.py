@@ -12,7 +12,8 @@ from typing import ClassVar
 import torch
 
 from serac.core.language_model import LanguageModel, TargetScore
-from serac.core.text_checks import check_pairs, check_text
+from serac.core.records import EditRequest
+from serac.core.text_checks import answer_length, check_pairs, check_text, check_texts
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,15 @@ class Editor(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def add_edits(self, edits: Sequence[tuple[str, str]]) -> list[str]:
-        """Apply a batch of (prompt, target) edits at once; returns one id per edit (ids are opaque)."""
+    def add_edits(self, edits: Sequence[EditRequest | tuple]) -> list[str]:
+        """Apply a batch of edits at once; returns one id per edit (ids are opaque strings).
 
-    def add_edit(self, prompt: str, target: str) -> str:
-        return self.add_edits([(prompt, target)])[0]
+        An edit is an `EditRequest`, an `EditRecord`, or a (prompt, target) pair or
+        (prompt, target, subject) triple; `serac.core.text_checks.check_edits` reads them all.
+        """
+
+    def add_edit(self, prompt: str, target: str, subject: str | None = None) -> str:
+        return self.add_edits([EditRequest(prompt, target, subject)])[0]
 
     @abstractmethod
     def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
@@ -81,24 +86,26 @@ class Editor(ABC):
     def load(cls, path: str | Path, device=None) -> "Editor":
         """The editor saved at `path`."""
 
-    # The CLI builds and trains editors from the composed Hydra config (a plain dict with
-    # keys `model`, `alg`, `experiment`, `data_dir`, `device`, `seed`).
+    # The CLI builds editors from the composed Hydra config (a plain dict with keys `model`,
+    # `alg`, `experiment`, `data_dir`, `device`, `seed`); training lives in each method's
+    # `train.py`, found through `serac.core.registry.trainer`.
 
     @classmethod
     def from_config(cls, config: dict) -> "Editor":
         """A ready editor built from the config (for trained methods: with untrained components)."""
         raise NotImplementedError(f"the {cls.name!r} editor cannot be built from a config; load a saved one")
 
-    @classmethod
-    def train_from_config(cls, config: dict, output_dir: Path) -> Path:
-        """Train the editor as configured; returns the folder of the saved, trained editor."""
-        raise TypeError(f"the {cls.name!r} editor has nothing to train; evaluate it directly")
-
 
 class WeightEditor(Editor, ABC):
-    """An editor that changes the weights of `self.language_model` and answers with that model (MEND, FT)."""
+    """An editor that changes the weights of `self.language_model` and answers with that model
+    (MEND, FT, ROME, MEMIT); its config's `max_new_tokens` is the default answer length."""
 
     language_model: LanguageModel
+
+    def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
+        prompts = check_texts(prompts, "prompt")
+        max_new_tokens = answer_length(max_new_tokens, self.config.max_new_tokens)
+        return [QueryResult(text) for text in self.language_model.generate(prompts, max_new_tokens)]
 
     def score(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]:
         return self.language_model.score(*check_pairs(prompts, targets))

@@ -131,7 +131,7 @@ def evaluate(editor: Editor, records: Sequence[EditRecord], config: EvalConfig) 
     for start in tqdm(range(0, len(records), step), desc=f"{config.protocol} edits", unit="step"):
         chunk = records[start : start + step]
         started = time.perf_counter()
-        editor.add_edits([(record.prompt, record.target) for record in chunk])
+        editor.add_edits(chunk)
         seconds += time.perf_counter() - started
         rows.append((len(chunk), measure(editor, chunk, before)))
         editor.reset()
@@ -147,7 +147,7 @@ def _sequential(editor, records, before, config) -> list[dict]:
         for checkpoint in checkpoints:
             for record in records[done:checkpoint]:
                 started = time.perf_counter()
-                editor.add_edit(record.prompt, record.target)
+                editor.add_edit(record.prompt, record.target, record.subject or None)
                 seconds += time.perf_counter() - started
                 progress.update(1)
             done = checkpoint

@@ -24,6 +24,8 @@ from transformers import (
     AutoTokenizer,
 )
 
+from serac.core.device import pick_device
+from serac.core.language_model import LanguageModel
 from serac.core.tiny_models import TINY_NAMES, build_tiny_model, build_tiny_tokenizer
 
 log = logging.getLogger(__name__)
@@ -144,3 +146,9 @@ def load_encoder(name: str, device: torch.device | str | None = None) -> torch.n
     else:
         model = AutoModel.from_pretrained(resolve(name), dtype=torch.float32)
     return model.to(device or "cpu").eval()
+
+
+def load_language_model(name: str, device: torch.device | str | None = None, prompt_format: str = "plain") -> LanguageModel:
+    """The named model with its tokenizer, on `device` (None: CUDA when present, else CPU; see `pick_device`)."""
+    device = pick_device(device)
+    return LanguageModel(load_model(name, device), load_tokenizer(name), device, prompt_format)

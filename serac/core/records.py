@@ -1,4 +1,4 @@
-"""The one record type every data format is turned into."""
+"""The one record type every data format is turned into, and the edit an editor is asked to make."""
 
 from dataclasses import asdict, dataclass, field
 
@@ -39,3 +39,17 @@ class EditRecord:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """One edit handed to `Editor.add_edits`: make the model answer `prompt` with `target`.
+
+    `subject` names the entity the edit is about, as it occurs in the prompt ("Danielle
+    Darrieux" in "The mother tongue of Danielle Darrieux is"). ROME and MEMIT need it to find
+    the token whose key they rewrite; every other editor ignores it.
+    """
+
+    prompt: str
+    target: str
+    subject: str | None = None

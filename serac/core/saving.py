@@ -51,7 +51,10 @@ def read_editor_config(path: str | Path, expected_editor: str, config_class: typ
     body = _read_body(path)
     if body["editor"] != expected_editor:
         raise NotASavedEditorError(f"{path} holds a saved {body['editor']!r} editor, not {expected_editor!r}")
+    # Settings renamed since the editor was saved (`config_class.renamed_fields`: old -> new name).
+    renamed = getattr(config_class, "renamed_fields", {})
+    settings = {renamed.get(key, key): value for key, value in body["config"].items()}
     try:
-        return config_class(**body["config"])
+        return config_class(**settings)
     except TypeError as error:
         raise NotASavedEditorError(f"{path}: the saved config does not fit {config_class.__name__}: {error}") from None

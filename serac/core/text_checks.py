@@ -2,18 +2,10 @@
 
 from collections.abc import Sequence
 
-MAX_TEXT_CHARS = 4000
+from index.validation import MAX_TEXT_CHARS, check_text
+from serac.core.records import EditRecord, EditRequest
 
-
-def check_text(value, what: str, max_chars: int = MAX_TEXT_CHARS) -> str:
-    """The user's text if it is usable, else a clear error naming what was wrong."""
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a string, got {type(value).__name__}: {value!r}")
-    if not value.strip():
-        raise ValueError(f"{what} must not be empty or whitespace only")
-    if len(value) > max_chars:
-        raise ValueError(f"{what} is {len(value)} characters long; the limit is {max_chars}")
-    return value
+__all__ = ["MAX_TEXT_CHARS", "answer_length", "check_edits", "check_pairs", "check_text", "check_texts"]
 
 
 def check_texts(texts: Sequence[str], what: str) -> list[str]:
@@ -31,15 +23,25 @@ def check_pairs(prompts: Sequence[str], targets: Sequence[str]) -> tuple[list[st
     return prompts, targets
 
 
-def check_edits(edits: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+def check_edits(edits: Sequence) -> list[EditRequest]:
+    """Edits as `EditRequest`s; each may be given as one, as an `EditRecord`, or as a
+    (prompt, target) pair or (prompt, target, subject) triple. A clear error names a bad one."""
     if isinstance(edits, (str, bytes)) or not isinstance(edits, Sequence):
-        raise TypeError("edits must be a list of (prompt, target) pairs")
-    checked = []
-    for index, edit in enumerate(edits):
-        if not isinstance(edit, (tuple, list)) or len(edit) != 2:
-            raise TypeError(f"edit {index} must be a (prompt, target) pair, got {edit!r}")
-        checked.append((check_text(edit[0], f"edit {index} prompt"), check_text(edit[1], f"edit {index} target")))
-    return checked
+        raise TypeError("edits must be a list of (prompt, target) pairs, (prompt, target, subject) triples or EditRequests")
+    return [_check_edit(edit, index) for index, edit in enumerate(edits)]
+
+
+def _check_edit(edit, index: int) -> EditRequest:
+    if isinstance(edit, (EditRequest, EditRecord)):
+        prompt, target, subject = edit.prompt, edit.target, edit.subject or None
+    elif isinstance(edit, (tuple, list)) and len(edit) in (2, 3):
+        prompt, target, subject = (*edit, None)[:3]
+    else:
+        raise TypeError(f"edit {index} must be a (prompt, target) pair, a (prompt, target, subject) triple or an EditRequest, got {edit!r}")
+    prompt, target = check_text(prompt, f"edit {index} prompt"), check_text(target, f"edit {index} target")
+    if subject is not None:
+        subject = check_text(subject, f"edit {index} subject")
+    return EditRequest(prompt, target, subject)
 
 
 def answer_length(max_new_tokens, default: int) -> int:

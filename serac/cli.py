@@ -1,0 +1,95 @@
+"""Console entry points `serac-train`, `serac-evaluate` and `serac-evaluate-dialogue`, configured with Hydra.
+
+    serac-train alg=serac_quick experiment=zsre
+    serac-evaluate alg=serac experiment=zsre editor_path=outputs/.../editor protocol=sequential
+    serac-evaluate-dialogue experiment=personality model=smollm2-135m-chat editor_path=outputs/.../editor
+
+The configs live in `configs/` at the top of the project.
+"""
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from serac.core.data import load_records
+from serac.core.dialogue_evaluation import DialogueEvalConfig, evaluate_dialogue
+from serac.core.editor import Editor
+from serac.core.evaluation import EvalConfig, evaluate
+from serac.core.registry import editor_class, trainer
+from serac.core.results import write_results
+from serac.core.saving import saved_editor_name
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+log = logging.getLogger(__name__)
+
+
+def _plain(config: DictConfig) -> dict:
+    return OmegaConf.to_container(config, resolve=True)
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
+def train_main(config: DictConfig) -> None:
+    output_dir = Path(config.output_dir)
+    saved = trainer(config.alg.name)(_plain(config), output_dir)
+    log.info("trained editor saved to %s", saved)
+    print(f"trained editor: {saved}")
+    if torch.distributed.is_initialized():  # under `accelerate launch`: a clean exit for every process
+        torch.distributed.destroy_process_group()
+
+
+def _editor(config: DictConfig) -> Editor:
+    """The saved editor at `editor_path`, else the `alg` editor built from its config."""
+    if config.editor_path:
+        editor = editor_class(saved_editor_name(config.editor_path)).load(config.editor_path, device=config.device)
+    else:
+        editor = editor_class(config.alg.name).from_config(_plain(config))
+    settings = config.get("configure")
+    if settings:
+        settings = _plain(settings)
+        if not callable(getattr(editor, "configure", None)):
+            raise ValueError(f"the {editor.name} editor has no settings to change; drop `configure`")
+        editor.configure(**settings)
+    return editor
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base="1.3")
+def evaluate_main(config: DictConfig) -> None:
+    editor = _editor(config)
+    records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)
+    eval_config = EvalConfig(
+        protocol=config.protocol,
+        batch_size=config.batch_size,
+        checkpoints=tuple(config.checkpoints),
+        max_records=config.max_records,
+    )
+    _report(config, editor, evaluate(editor, records, eval_config))
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="evaluate_dialogue", version_base="1.3")
+def evaluate_dialogue_main(config: DictConfig) -> None:
+    editor = _editor(config)
+    records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)
+    plain = _plain(config)
+    # The config's top-level keys named like DialogueEvalConfig's fields set them.
+    eval_config = DialogueEvalConfig(**{f.name: plain[f.name] for f in dataclasses.fields(DialogueEvalConfig)})
+    results = evaluate_dialogue(editor, records, eval_config)
+    sections = {"Sample generations": results.generations} if results.generations else None
+    _report(config, editor, results.rows, {"edit_with": config.edit_with}, sections)
+
+
+def _report(config: DictConfig, editor: Editor, rows: list[dict], extra_metadata: dict | None = None, sections=None):
+    metadata = {
+        "editor": editor.name,
+        "editor_path": config.editor_path,
+        "dataset": f"{config.experiment.dataset}/{config.experiment.eval_split}",
+        "protocol": config.protocol,
+        **(extra_metadata or {}),
+    }
+    markdown = write_results(rows, config.results_dir, f"{editor.name} on {metadata['dataset']}", metadata, sections)
+    print(markdown.read_text())
+    print(json.dumps({"results": str(markdown)}))

@@ -1,0 +1,84 @@
+"""What the memory-based editors (SERAC, the hidden-state cache) share: edits kept in an
+`index.EditMemory`, string ids over the memory's integer ids, and answers split by route
+(a prompt covered by a stored edit is answered from it, any other by the base model).
+"""
+
+import shutil
+import tempfile
+import weakref
+from abc import ABC
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from index import EditMemory, MemoryConfig
+from serac.core.editor import Editor
+
+MEMORY_FOLDER = "memory"
+_LARGEST_ID = 2**63 - 1  # SQLite's integer ids are signed 64-bit
+
+
+class MemoryEditor(Editor, ABC):
+    """An editor whose edits live in `self.memory`; `open_memory` sets it up."""
+
+    memory: EditMemory
+
+    def open_memory(
+        self,
+        memory_path: str | Path | None,
+        dim: int,
+        encoder_name: str,
+        config: MemoryConfig,
+        initial_memory: str | Path | None = None,
+    ) -> None:
+        """Keep the edits in `memory_path` (durably), or in a temporary folder removed by `close`
+        (or when the editor is dropped) if it is None. `initial_memory` is a memory folder whose
+        edits are copied in first (that folder is left untouched)."""
+        folder = Path(memory_path) if memory_path is not None else Path(tempfile.mkdtemp(prefix=f"{self.name}-memory-"))
+        self._remove_temporary = weakref.finalize(self, shutil.rmtree, folder, True) if memory_path is None else None
+        if initial_memory is not None:
+            with EditMemory.open_existing(initial_memory, config) as saved:
+                saved.copy_to(folder)
+        self.memory = EditMemory(folder, dim, encoder_name, config)
+
+    def edit_ids(self) -> list[str]:
+        return [str(edit.id) for edit in self.memory.list()]
+
+    def remove_edit(self, edit_id: str) -> None:
+        self.memory.remove(memory_id(edit_id))
+
+    def reset(self) -> None:
+        self.memory.clear()
+
+    def save_memory(self, folder: Path) -> None:
+        """Write the edits to `folder/memory` (flushed in place when that is the memory itself)."""
+        target = folder / MEMORY_FOLDER
+        if target.resolve() == self.memory.path.resolve():
+            self.memory.flush()
+            return
+        shutil.rmtree(target, ignore_errors=True)
+        self.memory.copy_to(target)
+
+    def close(self) -> None:
+        """Release the memory folder (and delete it when it is temporary); safe to call twice."""
+        self.memory.close()
+        if self._remove_temporary is not None:
+            self._remove_temporary()
+
+
+def memory_id(edit_id: str) -> int:
+    """The memory's integer id behind a string edit id; KeyError for anything that is not one."""
+    if not isinstance(edit_id, str) or not edit_id.isascii() or not edit_id.isdecimal() or int(edit_id) > _LARGEST_ID:
+        raise KeyError(f"no edit with id {edit_id!r}")
+    return int(edit_id)
+
+
+def by_route(routed: Sequence[bool], on_routed: Callable[[list[int]], list], on_unrouted: Callable[[list[int]], list]) -> list:
+    """One result per position, in order: `on_routed(positions)` answers the routed positions,
+    `on_unrouted(positions)` the others (each is called only when it has positions)."""
+    results = [None] * len(routed)
+    for answer, chosen in ((on_routed, True), (on_unrouted, False)):
+        positions = [i for i, flag in enumerate(routed) if flag == chosen]
+        if positions:
+            for i, result in zip(positions, answer(positions), strict=True):
+                results[i] = result
+    return results

@@ -1,1 +1,0 @@
-"""SERAC: edits in an explicit memory, a scope classifier, and a counterfactual model."""

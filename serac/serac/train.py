@@ -1,0 +1,103 @@
+"""Training SERAC: the scope classifier, then the counterfactual model, then the threshold.
+
+`train_from_config` is what `serac-train alg=serac...` runs (registered as SERAC's trainer).
+
+Both components go through the shared training loop; the threshold is calibrated on the
+held-out validation edits; the trained editor is saved with an empty memory.
+"""
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from serac.core.composed_config import method_config, training_records
+from serac.core.device import pick_device
+from serac.core.models import load_language_model
+from serac.core.records import EditRecord
+from serac.core.train_config import TrainConfig
+from serac.core.training import load_trained_weights, train
+from serac.serac.calibration import calibrate_threshold
+from serac.serac.config import SERACConfig
+from serac.serac.counterfactual import CounterfactualModel
+from serac.serac.counterfactual_training import CounterfactualTraining
+from serac.serac.editor import SERAC
+from serac.serac.scope_classifier import ScopeClassifier
+from serac.serac.scope_classifier_training import ScopeClassifierTraining
+from serac.serac.training_data import (
+    counterfactual_examples,
+    mine_hard_negatives,
+    scope_pairs,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SERACTraining:
+    """What `train_serac` needs besides the records."""
+
+    config: SERACConfig
+    classifier: dict = field(default_factory=dict)  # TrainConfig fields for the scope classifier
+    counterfactual: dict = field(default_factory=dict)  # TrainConfig fields for the counterfactual model
+    hard_negatives_per_edit: int = 2
+    # Weight of the counterfactual model's preference term on dialogue examples (0: NLL only, as SERAC).
+    preference_weight: float = 5.0
+    seed: int = 0
+
+
+def train_from_config(config: dict, output_dir: Path) -> Path:
+    """Train SERAC as the composed CLI config says (`alg.serac`, `alg.classifier_training`, ...)."""
+    alg = config["alg"]
+    setup = SERACTraining(
+        config=method_config(SERACConfig, config, "serac"),
+        classifier=alg["classifier_training"],
+        counterfactual=alg["counterfactual_training"],
+        hard_negatives_per_edit=alg["hard_negatives_per_edit"],
+        preference_weight=alg["preference_weight"],
+        seed=config.get("seed", 0),
+    )
+    train_records, val_records = training_records(config)
+    return train_serac(setup, train_records, val_records, output_dir, device=config.get("device"))
+
+
+def train_serac(setup: SERACTraining, train_records: list[EditRecord], val_records: list[EditRecord], output_dir: Path, device=None) -> Path:
+    output_dir = Path(output_dir)
+    device = pick_device(device)
+    config = setup.config
+
+    classifier = ScopeClassifier(config.classifier_backbone, config.max_classifier_tokens).to(device)
+    train_pairs = scope_pairs(train_records, mine_hard_negatives(classifier, train_records, setup.hard_negatives_per_edit), setup.seed)
+    val_pairs = scope_pairs(val_records, mine_hard_negatives(classifier, val_records, setup.hard_negatives_per_edit), setup.seed)
+    log.info("scope classifier: %d training pairs, %d validation pairs", len(train_pairs), len(val_pairs))
+    classifier_run = _train_config(setup.classifier, output_dir / "scope_classifier", "cross_accuracy", "max", setup.seed)
+    _train_and_keep_best(ScopeClassifierTraining(classifier), train_pairs, val_pairs, classifier_run)
+
+    counterfactual = CounterfactualModel(load_language_model(config.counterfactual_model, device, config.prompt_format))
+    counterfactual_run = _train_config(setup.counterfactual, output_dir / "counterfactual", "loss", "min", setup.seed)
+    _train_and_keep_best(
+        CounterfactualTraining(counterfactual, setup.preference_weight), counterfactual_examples(train_records), counterfactual_examples(val_records), counterfactual_run
+    )
+
+    base = load_language_model(config.model_name, device, config.prompt_format)
+    editor = SERAC(config, base, counterfactual, classifier)
+    calibration = calibrate_threshold(editor, val_records)
+    editor.configure(threshold=calibration.threshold)
+    saved = output_dir / "editor"
+    editor.save(saved)
+    editor.close()
+    (saved / "calibration.json").write_text(json.dumps(asdict(calibration), indent=2))
+    return saved
+
+
+def _train_config(fields: dict, output_dir: Path, metric: str, mode: str, seed: int) -> TrainConfig:
+    defaults = {"early_stop_metric": metric, "early_stop_mode": mode, "seed": seed}
+    return TrainConfig(output_dir=str(output_dir), **{**defaults, **fields})
+
+
+def _train_and_keep_best(algorithm, train_items, val_items, run: TrainConfig) -> None:
+    result = train(algorithm, train_items, val_items, run)
+    if result.best_dir is not None:
+        metadata = load_trained_weights(algorithm, result.best_dir)
+        log.info("kept the best weights of %s: %s", run.output_dir, metadata)
+    algorithm.eval()

@@ -1,0 +1,79 @@
+"""Training examples for SERAC's two components, built from `EditRecord`s.
+
+Scope classifier: in-scope pairs (edit, the edit's own prompt or a rephrase) and as many
+out-of-scope pairs (edit, a locality prompt or a hard negative: the prompt or rephrase of
+another edit that the embedder finds close, as in the SERAC paper).
+Counterfactual model: (edit, in-scope query) -> the edit's answer; for dialogue edits the
+answers are the replies in the requested trait or sentiment, each paired with a contrast
+reply (another trait, the opposite sentiment) that the model learns to prefer less.
+"""
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from serac.core.records import EditRecord
+from serac.serac.scope_classifier import ScopeClassifier
+
+
+@dataclass(frozen=True)
+class ScopePair:
+    edit: str
+    query: str
+    in_scope: float
+
+
+@dataclass(frozen=True)
+class CounterfactualExample:
+    edit_prompt: str
+    edit_target: str
+    query: str
+    answer: str
+    contrast: str = ""  # dialogue: a reply the edit should make less likely than `answer`
+
+
+def in_scope_queries(record: EditRecord) -> list[str]:
+    return [record.prompt, *record.rephrases]
+
+
+@torch.no_grad()
+def mine_hard_negatives(classifier: ScopeClassifier, records: list[EditRecord], per_edit: int, batch_size: int = 128) -> list[list[int]]:
+    """For each record, the indexes of the `per_edit` other records whose prompts embed closest to it."""
+    vectors = torch.cat([classifier.embed([r.prompt for r in records[i : i + batch_size]]) for i in range(0, len(records), batch_size)])
+    similarity = vectors @ vectors.T
+    similarity.fill_diagonal_(-2.0)
+    # Records may repeat a prompt (several edits of one fact): those are not negatives of each other.
+    prompts = [r.prompt for r in records]
+    neighbours = similarity.topk(min(per_edit * 2, len(records) - 1), dim=1).indices.tolist()
+    return [[j for j in row if prompts[j] != prompts[i]][:per_edit] for i, row in enumerate(neighbours)]
+
+
+def scope_pairs(records: list[EditRecord], hard_negatives: list[list[int]], seed: int = 0) -> list[ScopePair]:
+    """Balanced pairs: for every edit, as many out-of-scope queries as in-scope ones."""
+    rng = random.Random(seed)
+    pairs = []
+    for index, record in enumerate(records):
+        positives = in_scope_queries(record)
+        negatives = list(record.locality_prompts)
+        for other in hard_negatives[index]:
+            negatives.extend(in_scope_queries(records[other]))
+        rng.shuffle(negatives)
+        count = min(len(positives), len(negatives))
+        pairs += [ScopePair(record.prompt, query, 1.0) for query in rng.sample(positives, count)]
+        pairs += [ScopePair(record.prompt, query, 0.0) for query in negatives[:count]]
+    rng.shuffle(pairs)
+    return pairs
+
+
+def counterfactual_examples(records: list[EditRecord]) -> list[CounterfactualExample]:
+    examples = []
+    for record in records:
+        queries = in_scope_queries(record) if not record.target_replies else list(record.rephrases)
+        answers = list(record.target_replies) or [record.target]
+        contrasts = list(record.contrast_replies)
+        for position, query in enumerate(queries):
+            answer = answers[position % len(answers)]
+            contrast = contrasts[position % len(contrasts)] if contrasts else ""
+            examples.append(CounterfactualExample(record.prompt, record.target, query, answer, contrast))
+    return examples

@@ -1,0 +1,30 @@
+"""Every shipped alg preset composes with every experiment and names a registered editor."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from serac.core.registry import editor_names
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+PRESETS = sorted(path.stem for path in (CONFIGS / "alg").glob("*.yaml"))
+EXPERIMENTS = sorted(path.stem for path in (CONFIGS / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_alg_presets_compose_into_a_training_config(preset, experiment):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
+        config = compose("train", overrides=[f"alg={preset}", f"experiment={experiment}"])
+    assert config.alg.name in editor_names()
+    assert config.experiment.dataset
+
+
+def test_the_dialogue_preset_trains_the_counterfactual_model_longer_with_the_preference_term():
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
+        quick = compose("train", overrides=["alg=serac_quick"]).alg
+        dialogue = compose("train", overrides=["alg=serac_dialogue_quick"]).alg
+    assert dialogue.preference_weight > 0
+    assert dialogue.counterfactual_training.max_steps > quick.counterfactual_training.max_steps
+    assert dialogue.classifier_training == quick.classifier_training

@@ -1,0 +1,150 @@
+import pytest
+import torch
+from tiny_serac import tiny_config
+
+from index import EditNotFoundError, EncoderMismatchError
+from serac import SERAC
+from serac.core.saving import NotASavedEditorError
+
+QUESTION = "Who wrote Hamlet?"
+UNRELATED = "What is the capital of France?"
+
+
+def test_an_edit_routes_its_own_prompt_and_nothing_unrelated(editor):
+    edit_id = editor.add_edit(QUESTION, "Jane Austen")
+    assert editor.edit_ids() == [edit_id]
+    routed, unrelated = editor.query_batch([QUESTION, UNRELATED])
+    assert routed.routed and routed.edit_id == edit_id and routed.scope_score > 0.5
+    assert not unrelated.routed and unrelated.edit_id is None
+
+
+def test_a_newer_edit_of_the_same_prompt_wins(editor):
+    editor.add_edit(QUESTION, "Jane Austen")
+    newer = editor.add_edit(QUESTION, "Mary Shelley")
+    assert editor.query(QUESTION).edit_id == newer
+
+
+def test_a_newer_edit_of_the_same_fact_supersedes_an_older_one_for_every_phrasing(editor):
+    editor.add_edit(QUESTION, "Jane Austen")
+    editor.configure(threshold=0.0, conflict_margin=1e9)  # both edits are in scope of both prompts
+    newer = editor.add_edit("Who wrote Hamlet ?", "Mary Shelley")
+    assert editor.query(QUESTION).edit_id == newer
+    assert editor.query("Who wrote Hamlet ?").edit_id == newer
+
+
+def test_a_newer_edit_out_of_the_conflict_margin_does_not_supersede(editor):
+    own = editor.add_edit(QUESTION, "Jane Austen")
+    editor.configure(threshold=0.0, conflict_margin=0.0)
+    editor.add_edit("Who wrote Hamlet ?", "Mary Shelley")
+    assert editor.query(QUESTION).edit_id == own
+
+
+def test_closest_conflicts_let_an_edit_of_exactly_the_query_beat_a_newer_paraphrase_edit(editor):
+    own = editor.add_edit(QUESTION, "Jane Austen")
+    editor.configure(threshold=0.0, conflicts="closest")  # both edits are in scope of both prompts
+    paraphrase = editor.add_edit("Who wrote Hamlet ?", "Mary Shelley")
+    assert editor.query(QUESTION).edit_id == own
+    assert editor.query("Who wrote Hamlet ?").edit_id == paraphrase
+
+
+def test_routed_prompts_are_answered_by_the_counterfactual_model_and_the_rest_by_the_base(editor):
+    editor.add_edit(QUESTION, "Jane Austen")
+    scores = editor.score([QUESTION, UNRELATED], ["Jane Austen", "Paris"])
+    from_counterfactual = editor.counterfactual.score([(QUESTION, "Jane Austen")], [QUESTION], ["Jane Austen"])[0]
+    from_base = editor.base.score([UNRELATED], ["Paris"])[0]
+    assert torch.allclose(scores[0].logprobs, from_counterfactual.logprobs)
+    assert torch.allclose(scores[1].logprobs, from_base.logprobs)
+
+
+def test_remove_and_reset_take_edits_out_of_scope(editor):
+    first, second = editor.add_edits([(QUESTION, "Jane Austen"), (UNRELATED, "Lyon")])
+    editor.remove_edit(first)
+    assert editor.edit_ids() == [second]
+    assert not editor.query(QUESTION).routed and editor.query(UNRELATED).routed
+    with pytest.raises(EditNotFoundError):
+        editor.remove_edit(first)
+    editor.reset()
+    assert editor.edit_ids() == [] and not editor.query(UNRELATED).routed
+
+
+def test_saved_editor_reloads_with_its_memory_and_gives_identical_answers(editor, tmp_path):
+    editor.add_edits([(QUESTION, "Jane Austen"), (UNRELATED, "Lyon")])
+    prompts = [QUESTION, UNRELATED, "Who painted the Mona Lisa?"]
+    before = editor.query_batch(prompts)
+    scores_before = editor.score(prompts, ["Jane Austen", "Lyon", "Leonardo"])
+    editor.save(tmp_path / "saved")
+    reloaded = SERAC.load(tmp_path / "saved", device="cpu")
+    try:
+        assert reloaded.edit_ids() == editor.edit_ids()
+        assert reloaded.query_batch(prompts) == before
+        for a, b in zip(reloaded.score(prompts, ["Jane Austen", "Lyon", "Leonardo"]), scores_before):
+            assert torch.equal(a.logprobs, b.logprobs)
+        # edits added after loading are stored in the loaded folder
+        new_id = reloaded.add_edit("Who discovered penicillin?", "Marie Curie")
+    finally:
+        reloaded.close()
+    again = SERAC.load(tmp_path / "saved", device="cpu")
+    assert new_id in again.edit_ids()
+    again.close()
+
+
+@pytest.mark.parametrize(
+    "prompt,target,error,message",
+    [
+        ("", "x", ValueError, "empty"),
+        ("   \n", "x", ValueError, "empty"),
+        (QUESTION, "  ", ValueError, "empty"),
+        (42, "x", TypeError, "must be a string"),
+        (QUESTION, None, TypeError, "must be a string"),
+        ("x" * 5000, "y", ValueError, "limit is"),
+    ],
+)
+def test_bad_edits_are_rejected_and_nothing_is_stored(editor, prompt, target, error, message):
+    with pytest.raises(error, match=message):
+        editor.add_edit(prompt, target)
+    assert editor.edit_ids() == []
+
+
+def test_bad_queries_are_rejected(editor):
+    with pytest.raises(ValueError, match="empty"):
+        editor.query(" ")
+    with pytest.raises(TypeError, match="must be a string"):
+        editor.query_batch([QUESTION, b"bytes"])
+    with pytest.raises(ValueError, match="max_new_tokens must be an int >= 1"):
+        editor.query(QUESTION, max_new_tokens=-1)
+
+
+def test_loading_a_folder_that_is_not_a_saved_editor_is_a_clear_error(tmp_path):
+    with pytest.raises(NotASavedEditorError, match="not a saved editor"):
+        SERAC.load(tmp_path)
+    (tmp_path / "editor.json").write_text("{broken")
+    with pytest.raises(NotASavedEditorError, match="corrupt"):
+        SERAC.load(tmp_path)
+
+
+def test_a_memory_built_with_another_encoder_is_refused(editor, tmp_path):
+    editor.add_edit(QUESTION, "Jane Austen")
+    editor.save(tmp_path / "saved")
+    other = SERAC.from_pretrained(tiny_config(), device="cpu", memory_path=tmp_path / "other")
+    with torch.no_grad():
+        for parameter in other.classifier.embedder.parameters():
+            parameter.add_(0.01)  # a differently trained embedder
+    other.close()
+    with pytest.raises(EncoderMismatchError):
+        SERAC(other.config, other.base, other.counterfactual, other.classifier, memory_path=tmp_path / "saved" / "memory")
+
+
+def test_configure_changes_routing_settings_and_rejects_the_rest(editor):
+    editor.configure(conflicts="closest", top_k=3)
+    assert editor.router.config.conflicts == "closest" and editor.config.top_k == 3
+    with pytest.raises(ValueError, match="cannot change \\['model_name'\\]"):
+        editor.configure(model_name="gpt2")
+    with pytest.raises(ValueError, match="conflicts must be"):
+        editor.configure(conflicts="oldest")
+
+
+def test_the_newest_covering_edit_is_found_beyond_the_first_top_k_candidates(editor):
+    editor.configure(threshold=0.0, conflict_margin=1e9, top_k=2)  # every edit covers every query
+    editor.add_edits([(f"Who wrote Hamlet, part {i}?", f"author {i}") for i in range(8)])
+    newest = editor.add_edit("Who painted the Mona Lisa?", "Leonardo")
+    assert editor.query(QUESTION).edit_id == newest  # not among the 2 nearest by embedding

@@ -1,0 +1,115 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_serac import tiny_config
+
+from serac import SERAC
+from serac.core.composed_config import split_train_validation
+from serac.core.data import load_records
+from serac.core.models import load_language_model
+from serac.serac.counterfactual import CounterfactualModel
+from serac.serac.counterfactual_training import CounterfactualTraining
+from serac.serac.train import SERACTraining, train_serac
+from serac.serac.training_data import counterfactual_examples, scope_pairs
+
+FEW_STEPS = {"max_steps": 2, "val_every": 1, "batch_size": 4, "val_batches": 2}
+
+
+def test_scope_pairs_are_balanced_and_include_hard_negatives():
+    records = load_records("zsre", "dev", limit=6)
+    hard = [[(i + 1) % 6] for i in range(6)]
+    pairs = scope_pairs(records, hard)
+    positives = [p for p in pairs if p.in_scope == 1.0]
+    assert len(positives) * 2 == len(pairs)
+    assert {(p.edit, p.query) for p in positives} >= {(r.prompt, r.rephrases[0]) for r in records}
+    negatives = {(p.edit, p.query) for p in pairs if p.in_scope == 0.0}
+    neighbour_queries = {(records[0].prompt, q) for q in (records[1].prompt, *records[1].rephrases)}
+    assert negatives & neighbour_queries, "a hard negative of the neighbouring edit is used"
+
+
+def test_counterfactual_examples_answer_dialogue_queries_with_target_replies():
+    record = load_records("personality", "dev", limit=1)[0]
+    examples = counterfactual_examples([record])
+    assert [e.query for e in examples] == list(record.rephrases)
+    assert {e.answer for e in examples} == set(record.target_replies)
+
+
+def test_train_serac_saves_a_calibrated_editor_that_loads(tmp_path):
+    records = load_records("zsre", "train", limit=24)
+    train_records, val_records = split_train_validation(records, 0.25, seed=0)
+    setup = SERACTraining(config=tiny_config(rerank=True), classifier=FEW_STEPS, counterfactual=FEW_STEPS)
+    saved = train_serac(setup, train_records, val_records, tmp_path, device="cpu")
+    calibration = json.loads((saved / "calibration.json").read_text())
+    editor = SERAC.load(saved, device="cpu")
+    try:
+        assert editor.config.threshold == calibration["threshold"] and 0.0 <= editor.config.threshold <= 1.0
+        assert editor.edit_ids() == []  # calibration edits are not left in the memory
+        assert (tmp_path / "scope_classifier" / "metrics.csv").exists()
+        assert (tmp_path / "counterfactual" / "best" / "model.safetensors").exists()
+        # The counterfactual model is kept by validation loss: reply exact match is ~0 on dialogue.
+        metrics = (tmp_path / "counterfactual" / "metrics.csv").read_text().splitlines()[0]
+        assert "val/loss" in metrics.split(",")
+    finally:
+        editor.close()
+
+
+def test_training_cli_runs_with_hydra_overrides(tmp_path):
+    command = [
+        str(Path(sys.executable).parent / "serac-train"),
+        "alg=serac_quick", "experiment=zsre", "model=tiny-llama",
+        "alg.serac.classifier_backbone=tiny-bert", "alg.train_limit=20", "device=cpu",
+        *[f"++alg.{part}.{key}={value}" for part in ("classifier_training", "counterfactual_training") for key, value in FEW_STEPS.items()],
+        f"output_dir={tmp_path}", f"hydra.run.dir={tmp_path}/hydra",
+    ]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert (tmp_path / "editor" / "editor.json").exists()
+
+
+def test_counterfactual_examples_pair_dialogue_replies_with_contrast_replies():
+    record = load_records("personality", "dev", limit=1)[0]
+    examples = counterfactual_examples([record])
+    assert all(e.contrast in record.contrast_replies for e in examples)
+    assert {e.contrast for e in examples} == set(record.contrast_replies)
+    assert all(e.contrast == "" for e in counterfactual_examples(load_records("zsre", "dev", limit=2)))
+
+
+def _train_counterfactual(preference_weight: float, batch_examples, steps: int = 20) -> dict:
+    torch.manual_seed(0)
+    config = tiny_config()
+    counterfactual = CounterfactualModel(load_language_model(config.counterfactual_model, "cpu", config.prompt_format))
+    training = CounterfactualTraining(counterfactual, preference_weight=preference_weight)
+    batch = training.collate(batch_examples)
+    optimizer = torch.optim.Adam(counterfactual.lm.model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss, _ = training(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    # Measured with the preference term whatever was trained, so both runs report Δ.
+    return CounterfactualTraining(counterfactual, preference_weight=1.0).validate(batch)
+
+
+def test_preference_term_makes_the_counterfactual_model_prefer_target_over_contrast_replies():
+    examples = counterfactual_examples(load_records("personality", "dev", limit=1))[:2]
+    with_preference = _train_counterfactual(5.0, examples)  # a large weight: the tiny model learns slowly
+    nll_only = _train_counterfactual(0.0, examples)
+    assert with_preference["preference_success"] > 0.85
+    assert with_preference["preference_success"] > nll_only["preference_success"] + 0.2
+
+
+def test_counterfactual_loss_adds_the_weighted_preference_term():
+    config = tiny_config()
+    counterfactual = CounterfactualModel(load_language_model(config.counterfactual_model, "cpu", config.prompt_format))
+    batch = CounterfactualTraining(counterfactual).collate(counterfactual_examples(load_records("personality", "dev", limit=1))[:2])
+    metrics = CounterfactualTraining(counterfactual, preference_weight=0.0).validate(batch)
+    assert set(metrics) == {"loss", "nll", "answer_exact_match", "answer_token_accuracy"}
+    assert metrics["loss"] == metrics["nll"]
+    weighted = CounterfactualTraining(counterfactual, preference_weight=2.0).validate(batch)
+    assert weighted["loss"] == pytest.approx(weighted["nll"] + 2.0 * weighted["preference_loss"], rel=1e-5)
+    with pytest.raises(ValueError, match="preference_weight"):
+        CounterfactualTraining(counterfactual, preference_weight=-1.0)

@@ -1,0 +1,96 @@
+"""`serac-compare` on tiny models: the composed config, the rows, and the files written."""
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from serac.cli import CONFIG_DIR
+from serac.comparison import METRICS, PLOT_FILE, CompareConfig, run_comparison, table_row
+from serac.core.registry import editor_class
+
+RECORDS = 3
+
+
+def composed(tmp_path, *overrides: str) -> dict:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        config = compose(
+            "compare",
+            [
+                "model=tiny-llama",
+                f"max_records={RECORDS}",
+                "checkpoints=[1,2]",
+                "algs.ft.ft.steps=2",
+                f"results_dir={tmp_path / 'results'}",
+                "device=cpu",
+                *overrides,
+            ],
+        )
+    return OmegaConf.to_container(config, resolve=True)
+
+
+def rows_of(folder) -> list[tuple[str, str, int]]:
+    return [
+        (row["editor"], row["protocol"], row["T"]) for row in json.loads((folder / "results.json").read_text())["rows"]
+    ]
+
+
+def test_editors_built_from_their_alg_config_are_compared_in_one_table(tmp_path):
+    config = composed(tmp_path, "from_config=[ft,cache]")
+    assert set(config["algs"]) == {"ft", "ft_kl", "ft_l", "cache"}
+
+    folder = run_comparison(config)
+
+    expected = [
+        (editor, protocol, t)
+        for editor in ("ft", "cache")
+        for protocol, t in [("single", 1), ("sequential", 1), ("sequential", 2), ("sequential", 3)]
+    ]
+    assert rows_of(folder) == expected
+    results = json.loads((folder / "results.json").read_text())
+    assert results["metadata"]["records"] == RECORDS
+    assert all(set(row) == {"editor", "protocol", "T", *METRICS} for row in results["rows"])  # zsRE dev has portability
+    table = (folder / "results.md").read_text()
+    assert "| editor | protocol | T | edit_success | rephrase_success | edit_success_latest |" in table
+    assert len([line for line in table.splitlines() if line.startswith(("| ft ", "| cache "))]) == 8
+    assert (folder / PLOT_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The cache answers its edit prompts exactly: every edit succeeds.
+    assert all(row["edit_success"] == 1.0 for row in results["rows"] if row["editor"] == "cache")
+
+
+def test_a_calibrated_cache_is_reported_at_three_thresholds(tmp_path):
+    cache = editor_class("cache").from_config(
+        {"model": {"name": "tiny-llama", "prompt_format": "plain"}, "alg": {"cache": {}}, "device": "cpu"}
+    )
+    cache.configure(epsilon=2.0, calibrated_epsilon=2.0)
+    cache.save(tmp_path / "cache")
+    cache.close()
+    config = composed(tmp_path, "from_config=[]", f"+editors.cache={tmp_path / 'cache'}", "protocols=[sequential]")
+
+    folder = run_comparison(config)
+
+    labels = ["cache (ε*/2)", "cache (ε*)", "cache (2ε*)"]
+    assert rows_of(folder) == [(label, "sequential", t) for label in labels for t in (1, 2, 3)]
+    variants = json.loads((folder / "results.json").read_text())["metadata"]["variants"]
+    assert variants == {
+        "cache (ε*/2)": {"epsilon": 1.0},
+        "cache (ε*)": {"epsilon": 2.0},
+        "cache (2ε*)": {"epsilon": 4.0},
+    }
+
+
+def test_single_protocol_rows_hold_one_edit_at_a_time():
+    row = {"protocol": "single", "edits_per_step": 1, "edits": 50, "edit_success": 0.5, "edit_token_accuracy": 0.7}
+    assert table_row("ft", row) == {"editor": "ft", "protocol": "single", "T": 1, "edit_success": 0.5}
+
+
+def test_bad_comparisons_get_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="no algs.serac"):
+        run_comparison(composed(tmp_path, "from_config=[ft,serac]"))
+    with pytest.raises(ValueError, match="must be a saved editor folder"):
+        run_comparison(composed(tmp_path, "+editors.mend=null"))
+    with pytest.raises(ValueError, match="no editors"):
+        run_comparison(composed(tmp_path, "from_config=[]"))
+    with pytest.raises(ValueError, match="protocols"):
+        CompareConfig(protocols=("sequentail",))
