@@ -1,5 +1,6 @@
 """The protocols' bookkeeping, checked with an editor whose behaviour is known exactly."""
 
+import dataclasses
 import json
 
 import pytest
@@ -48,6 +49,15 @@ def test_single_protocol_edits_one_at_a_time_and_resets():
     assert row["edit_success"] == 1.0 and row["rephrase_success"] == 0.0 and row["portability"] == 1.0
     assert row["drawdown"] == 0.0 and row["edits"] == 5
     assert editor.max_edits_seen == 1 and editor.resets == 1 + 5
+
+
+@pytest.mark.parametrize("protocol", ["single", "batch", "sequential"])
+def test_every_protocol_hands_each_edit_its_records_subject(protocol):
+    editor = ExactPromptEditor()
+    subjects = [f"entity {i}" if i % 2 else "" for i in range(4)]
+    with_subjects = [dataclasses.replace(record, subject=subject) for record, subject in zip(records(4), subjects)]
+    evaluate(editor, with_subjects, EvalConfig(protocol=protocol, batch_size=2, checkpoints=(2,)))
+    assert editor.subjects == [subject or None for subject in subjects]
 
 
 def test_batch_protocol_sees_locality_neighbours_that_are_edited_together():

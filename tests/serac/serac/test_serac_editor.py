@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 from tiny_serac import tiny_config
@@ -86,6 +88,32 @@ def test_saved_editor_reloads_with_its_memory_and_gives_identical_answers(editor
     again = SERAC.load(tmp_path / "saved", device="cpu")
     assert new_id in again.edit_ids()
     again.close()
+
+
+def test_edit_ids_are_strings_and_bad_ids_are_key_errors(editor):
+    edit_id = editor.add_edit(QUESTION, "Jane Austen")
+    assert isinstance(edit_id, str) and editor.edit_ids() == [edit_id]
+    assert editor.query(QUESTION).edit_id == edit_id
+    for bad in (int(edit_id), "x", "-1", str(2**70), "١", None):
+        with pytest.raises(KeyError):
+            editor.remove_edit(bad)
+    assert editor.edit_ids() == [edit_id]
+
+
+def test_an_editor_saved_before_the_layout_move_loads(editor, tmp_path):
+    """Editors saved before the move wrote the base model as `base_model` in editor.json."""
+    editor.add_edit(QUESTION, "Jane Austen")
+    editor.save(tmp_path / "saved")
+    config_file = tmp_path / "saved" / "editor.json"
+    body = json.loads(config_file.read_text())
+    body["config"]["base_model"] = body["config"].pop("model_name")
+    config_file.write_text(json.dumps(body))
+    loaded = SERAC.load(tmp_path / "saved", device="cpu")
+    try:
+        assert loaded.config == editor.config
+        assert loaded.edit_ids() == editor.edit_ids()
+    finally:
+        loaded.close()
 
 
 @pytest.mark.parametrize(
