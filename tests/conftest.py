@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from serac.core.language_model import LanguageModel
-from serac.core.models import load_model, load_tokenizer
+from serac.core.models import load_language_model
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +21,6 @@ def tiny_lm():
     """A fresh tiny language model (editors write its weights) by name."""
 
     def build(name: str) -> LanguageModel:
-        return LanguageModel(load_model(name), load_tokenizer(name), device="cpu")
+        return load_language_model(name, "cpu")
 
     return build

@@ -21,7 +21,7 @@ from mend.mend.config import MENDConfig
 from mend.mend.editor_network_training import MENDTraining
 from serac.core.data import load_records
 from serac.core.language_model import IGNORE, LanguageModel
-from serac.core.models import load_model, load_tokenizer
+from serac.core.models import load_language_model
 
 
 def median_seconds(function, calls: list) -> float:
@@ -63,7 +63,7 @@ def main() -> None:
     edits = [(record.prompt, record.target) for record in records[: arguments.edits]]
     locality = [prompt for record in records[: arguments.edits] for prompt in record.locality_prompts]
 
-    base = LanguageModel(load_model(arguments.model), load_tokenizer(arguments.model))
+    base = load_language_model(arguments.model)
     base.model.requires_grad_(True)
     unit = median_seconds(lambda edit: forward_backward(base, edit), edits)
     print(f"base model forward+backward: {unit * 1000:.1f} ms (median of {len(edits)})")

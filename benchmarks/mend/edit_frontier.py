@@ -24,7 +24,7 @@ from mend.mend.edited_modules import edited_modules
 from serac.core import metrics, nethook
 from serac.core.data import load_records
 from serac.core.language_model import LanguageModel
-from serac.core.models import load_model, load_tokenizer
+from serac.core.models import load_language_model
 from serac.core.records import EditRecord
 
 GRADIENT_STEP_SIZES = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # ‖ΔW‖ / ‖W‖
@@ -74,7 +74,7 @@ def summarise(label: str, setting: str, rows: list[dict]) -> str:
 
 
 def gradient_step_rows(model_name: str, records: list[EditRecord]) -> Iterator[str]:
-    lm = LanguageModel(load_model(model_name), load_tokenizer(model_name))
+    lm = load_language_model(model_name)
     lm.model.requires_grad_(False)
     names = edited_modules(lm.model, MENDConfig(model_name=model_name))
     weights = {name: nethook.get_module(lm.model, name).weight for name in names}

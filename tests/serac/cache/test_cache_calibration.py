@@ -10,8 +10,7 @@ from serac.cache import CacheEditor
 from serac.cache.calibration import best_threshold, calibrate_epsilon
 from serac.cache.config import CacheConfig
 from serac.cache.hidden_state_keys import prompt_keys
-from serac.core.language_model import LanguageModel
-from serac.core.models import load_model, load_tokenizer
+from serac.core.models import load_language_model
 from serac.core.records import EditRecord
 from serac.core.registry import trainer
 from serac.core.saving import read_editor_config
@@ -26,7 +25,7 @@ def test_the_threshold_falls_midway_between_in_and_out_of_scope_distances():
 
 
 def test_calibration_on_a_tiny_model_separates_rephrases_from_locality_prompts():
-    language_model = LanguageModel(load_model("tiny-llama"), load_tokenizer("tiny-llama"), device="cpu")
+    language_model = load_language_model("tiny-llama", "cpu")
     records = [
         EditRecord(
             prompt=prompt, target="x", rephrases=(prompt + " ",), locality_prompts=(locality,), locality_answers=("y",)
@@ -53,7 +52,7 @@ def test_calibration_on_a_tiny_model_separates_rephrases_from_locality_prompts()
 
 
 def test_calibration_needs_rephrases_and_locality_prompts():
-    language_model = LanguageModel(load_model("tiny-llama"), load_tokenizer("tiny-llama"), device="cpu")
+    language_model = load_language_model("tiny-llama", "cpu")
     with pytest.raises(ValueError, match="rephrases and locality prompts"):
         calibrate_epsilon(language_model, [EditRecord(prompt="a?", target="b")], batch_size=8)
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from serac.core.language_model import LanguageModel
-from serac.core.models import load_model, load_tokenizer, resolve
+from serac.core.models import load_language_model, load_model, load_tokenizer, resolve
 from serac.core.tiny_models import build_tiny_tokenizer
 
 PROMPTS = ["What is the capital of France?", "Who wrote Hamlet? The answer is"]
@@ -11,7 +11,7 @@ TARGETS = ["Paris", "William Shakespeare"]
 
 @pytest.fixture(scope="module", params=["tiny-llama", "tiny-gpt2", "tiny-t5"])
 def lm(request):
-    return LanguageModel(load_model(request.param), load_tokenizer(request.param), device="cpu")
+    return load_language_model(request.param, "cpu")
 
 
 def test_scores_do_not_depend_on_padding_in_a_batch(lm):

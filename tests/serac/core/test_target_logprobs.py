@@ -6,8 +6,8 @@ import torch
 from mend.finetune import FTConfig, FTEditor
 from mend.mend import MENDConfig, MENDEditor
 from serac import SERAC
-from serac.core.language_model import IGNORE, LanguageModel
-from serac.core.models import load_model, load_tokenizer
+from serac.core.language_model import IGNORE
+from serac.core.models import load_language_model
 from serac.serac.config import SERACConfig
 from serac.serac.counterfactual import counterfactual_input
 
@@ -19,7 +19,7 @@ EDIT = ("Topic: jazz. Sentiment: positive", "positive")
 @pytest.fixture(scope="module", params=[("tiny-llama", "plain"), ("tiny-llama", "chat"), ("tiny-t5", "plain")])
 def lm(request):
     name, prompt_format = request.param
-    return LanguageModel(load_model(name), load_tokenizer(name), device="cpu", prompt_format=prompt_format)
+    return load_language_model(name, "cpu", prompt_format=prompt_format)
 
 
 def test_target_logprobs_are_the_log_softmax_of_the_logits_at_each_target_position(lm):
@@ -76,13 +76,13 @@ def test_serac_takes_routed_distributions_from_the_counterfactual_model_and_the_
 
 def _mend():
     return MENDEditor(
-        LanguageModel(load_model("tiny-gpt2"), load_tokenizer("tiny-gpt2"), device="cpu"), MENDConfig(rank=4)
+        load_language_model("tiny-gpt2", "cpu"), MENDConfig(rank=4)
     )
 
 
 def _ft():
     return FTEditor(
-        LanguageModel(load_model("tiny-llama"), load_tokenizer("tiny-llama"), device="cpu"), FTConfig(steps=3, lr=1e-2)
+        load_language_model("tiny-llama", "cpu"), FTConfig(steps=3, lr=1e-2)
     )
 
 

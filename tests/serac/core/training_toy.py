@@ -10,8 +10,8 @@ import sys
 import torch
 from torch import nn
 
-from serac.core.language_model import LanguageModel, scores_from_logits
-from serac.core.models import load_model, load_tokenizer
+from serac.core.language_model import scores_from_logits
+from serac.core.models import load_language_model
 from serac.core.train_config import TrainConfig
 from serac.core.training import TrainableAlgorithm, train
 
@@ -32,7 +32,7 @@ class AnswerQuestions(TrainableAlgorithm):
 
     def __init__(self, attention_dropout: float = 0.0, crash_at_step: int | None = None):
         super().__init__()
-        self.lm = LanguageModel(load_model("tiny-llama"), load_tokenizer("tiny-llama"), device="cpu")
+        self.lm = load_language_model("tiny-llama", "cpu")
         self.model = self.lm.model
         # Dropout makes a run depend on the RNG state, which a checkpoint must restore.
         for layer in self.model.model.layers:
