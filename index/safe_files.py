@@ -15,14 +15,14 @@ from typing import BinaryIO
 
 
 @contextmanager
-def staged_file(path: str | Path) -> Iterator[BinaryIO]:
-    """An open binary file to write `path`'s new content into; it replaces `path` when the
-    block ends without error, and is removed otherwise. `handle.name` is its path."""
+def staged_file(path: str | Path) -> Iterator[tuple[BinaryIO, Path]]:
+    """(an open binary file, its path) to write `path`'s new content into; it replaces `path`
+    when the block ends without error, and is removed otherwise."""
     path = Path(path)
     descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            yield handle
+            yield handle, Path(name)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(name, path)
@@ -33,5 +33,5 @@ def staged_file(path: str | Path) -> Iterator[BinaryIO]:
 
 def write_bytes_atomically(path: str | Path, data: bytes) -> None:
     """Replace `path` with `data` through `staged_file`."""
-    with staged_file(path) as handle:
+    with staged_file(path) as (handle, _):
         handle.write(data)

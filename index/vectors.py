@@ -182,7 +182,7 @@ class VectorIndex:
     def save(self, path: str | Path) -> None:
         """Write the index with faiss.write_index, atomically (a crash leaves the old file whole)
         and through a new private file (see `index.safe_files`)."""
-        with staged_file(path) as handle:
+        with staged_file(path) as (handle, _):
             faiss.write_index(self._index, faiss.PyCallbackIOWriter(handle.write))
 
     @classmethod
