@@ -6,6 +6,7 @@ Order: a local folder; a model the project finds inside an installed package
 config; otherwise a hub id (works for users who are online).
 """
 
+import copy
 import fcntl
 import importlib.util
 import logging
@@ -114,8 +115,9 @@ def _convert_smollm2(target: Path) -> None:
 
 
 def load_tokenizer(name: str):
+    """A tokenizer of its own for each caller (one shared by two models would share its state)."""
     if name in TINY_NAMES:
-        return _tiny_tokenizer()
+        return copy.deepcopy(_tiny_tokenizer())
     tokenizer = AutoTokenizer.from_pretrained(resolve(name))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
