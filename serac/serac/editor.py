@@ -25,7 +25,7 @@ from serac.core.memory_editor import MEMORY_FOLDER, MemoryEditor, by_route
 from serac.core.models import load_language_model
 from serac.core.records import EditRequest
 from serac.core.saving import NotASavedEditorError, check_saved_files, read_editor_config
-from serac.core.text_checks import answer_length, check_edits, check_pairs, check_text
+from serac.core.text_checks import answer_length, check_edits, check_pairs, check_texts
 from serac.serac.config import SERACConfig
 from serac.serac.counterfactual import CounterfactualModel
 from serac.serac.router import Route, Router
@@ -77,7 +77,7 @@ class SERAC(MemoryEditor):
 
     def route(self, prompts: Sequence[str]) -> list[Route]:
         """Which stored edit, if any, covers each prompt."""
-        return self.router.route([check_text(prompt, "prompt") for prompt in prompts])
+        return self.router.route(check_texts(prompts, "prompt"))
 
     def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
         max_new_tokens = answer_length(max_new_tokens, self.config.max_new_tokens)
