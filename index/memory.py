@@ -157,6 +157,7 @@ class EditMemory:
         """Open a memory folder made earlier, with the encoder name and dim recorded in it."""
         path = Path(path)
         if not (path / STORE_FILE).is_file():
+            _check_store_not_lost(path, _saved_manifest(path), None)
             raise NotAnEditMemoryError(f"{path} is not an edit memory folder: it has no {STORE_FILE}")
         identity = EditStore.identity_of(path / STORE_FILE)
         return cls(path, identity.dim, identity.encoder_name, config)

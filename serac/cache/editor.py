@@ -166,7 +166,7 @@ class CacheEditor(MemoryEditor):
         """The saved editor, with a copy of its edits (in `memory_path`, else a temporary folder)."""
         folder = Path(path)
         config = read_editor_config(folder, cls.name, CacheConfig)
-        check_saved_files(folder, [f"{MEMORY_FOLDER}/edits.sqlite"], skip=[MEMORY_FOLDER])
+        check_saved_files(folder, [MEMORY_FOLDER], skip=[MEMORY_FOLDER])
         language_model = load_language_model(config.model_name, device, config.prompt_format)
         return cls(language_model, config, memory_path, initial_memory=folder / MEMORY_FOLDER)
 

@@ -146,7 +146,7 @@ class SERAC(MemoryEditor):
         config = read_editor_config(folder, cls.name, SERACConfig)
         check_saved_files(
             folder,
-            [CLASSIFIER_FILE, f"{COUNTERFACTUAL_FOLDER}/config.json", f"{MEMORY_FOLDER}/edits.sqlite"],
+            [CLASSIFIER_FILE, f"{COUNTERFACTUAL_FOLDER}/config.json", MEMORY_FOLDER],
             skip=[MEMORY_FOLDER],
         )
         device = pick_device(device)
