@@ -58,7 +58,8 @@ logger = logging.getLogger(__name__)
 
 STORE_FILE = "edits.sqlite"
 LOCK_FILE = "memory.lock"
-_FOLDER_FILES = (STORE_FILE, INDEX_FILE, MANIFEST_FILE, LOCK_FILE)
+# SQLite creates the -wal and -shm files itself, through any link found there.
+_FOLDER_FILES = (STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm", INDEX_FILE, MANIFEST_FILE, LOCK_FILE)
 
 
 def _check_folder_files(folder: Path) -> None:

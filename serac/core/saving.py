@@ -16,6 +16,7 @@ import ctypes
 import dataclasses
 import errno
 import fcntl
+import glob
 import json
 import os
 import shutil
@@ -149,7 +150,7 @@ def _lock_folder(folder: Path) -> int | None:
 
 def _remove_abandoned_staging(target: Path) -> None:
     """Delete staging folders of `target` left by killed saves (a live save holds a lock on its own)."""
-    for leftover in target.parent.glob(f".{target.name}{_STAGING_MARK}*"):
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}{_STAGING_MARK}*"):
         try:
             descriptor = _lock_folder(leftover)
         except OSError:

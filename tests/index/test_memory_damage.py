@@ -87,14 +87,14 @@ def test_a_folder_file_that_is_a_directory_is_refused(open_memory, memory_path, 
         open_memory()
 
 
-@pytest.mark.parametrize("name", ["vectors.faiss", "vectors.json", "memory.lock"])
+@pytest.mark.parametrize("name", ["vectors.faiss", "vectors.json", "memory.lock", "edits.sqlite-wal"])
 def test_a_folder_file_that_is_a_link_is_refused_and_its_target_untouched(open_memory, memory_path, tmp_path, unit_vectors, add_numbered, name):
     memory = open_memory()
     add_numbered(memory, unit_vectors(3))
     memory.close()
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
-    (memory_path / name).unlink()
+    (memory_path / name).unlink(missing_ok=True)
     (memory_path / name).symlink_to(victim)
     with pytest.raises(NotAnEditMemoryError, match="symbolic link"):
         open_memory()
