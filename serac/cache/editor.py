@@ -37,6 +37,7 @@ from serac.core.memory_editor import MEMORY_FOLDER, MemoryEditor, by_route
 from serac.core.models import load_language_model
 from serac.core.records import EditRequest
 from serac.core.saving import check_saved_files, read_editor_config
+from serac.core.setting_checks import replace_settings
 from serac.core.text_checks import answer_length, check_edits, check_pairs, check_texts
 
 MEMORY_CONFIG = MemoryConfig(index_kind="flat_l2")
@@ -96,9 +97,7 @@ class CacheEditor(MemoryEditor):
 
     def configure(self, **changes) -> None:
         """Change settings in place (e.g. `epsilon`); checked like the config."""
-        if "model_name" in changes or "prompt_format" in changes:
-            raise ValueError("the base model and its prompt format are fixed; build another editor to change them")
-        self.config = replace(self.config, **changes)
+        self.config = replace_settings(self.config, changes, fixed=("model_name", "prompt_format"))
 
     def evaluation_variants(self) -> dict[str, dict]:
         """Settings the comparison reports the editor at: ε*/2, ε*, 2ε* when calibrated, else none."""

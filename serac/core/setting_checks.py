@@ -1,6 +1,7 @@
 """Checks of settings (configs, `configure`, CLI values): the type and the documented range,
 so a bad value is refused where it is given, not minutes later deep inside a library."""
 
+import dataclasses
 import math
 from collections.abc import Collection
 from typing import Any
@@ -45,3 +46,12 @@ def check_name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{what} must be a non-empty string, got {value!r}")
     return value
+
+
+def replace_settings(config, changes: dict[str, Any], fixed: Collection[str]):
+    """A copy of the dataclass `config` with `changes`, checked by its `__post_init__`; what
+    `configure` does. ValueError for a setting that does not exist or is in `fixed`."""
+    settable = {field.name for field in dataclasses.fields(config)} - set(fixed)
+    if set(changes) - settable:
+        raise ValueError(f"cannot change {sorted(set(changes) - settable)} on a built editor (unknown, or fixed when it is built); settable: {sorted(settable)}")
+    return dataclasses.replace(config, **changes)

@@ -9,7 +9,6 @@ to the memory inside the folder it was loaded from, durably; an editor built fro
 keeps them in a temporary folder unless `memory_path` is given.
 """
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from serac.core.memory_editor import MEMORY_FOLDER, MemoryEditor, by_route
 from serac.core.models import load_language_model
 from serac.core.records import EditRequest
 from serac.core.saving import NotASavedEditorError, check_saved_files, read_editor_config
+from serac.core.setting_checks import replace_settings
 from serac.core.text_checks import answer_length, check_edits, check_pairs, check_texts
 from serac.serac.config import SERACConfig
 from serac.serac.counterfactual import CounterfactualModel
@@ -161,11 +161,8 @@ class SERAC(MemoryEditor):
 
     def configure(self, **changes) -> None:
         """Change routing settings in place (threshold, top_k, conflicts, ...); checked like the config."""
-        fixed = {"model_name", "counterfactual_model", "classifier_backbone", "prompt_format", "index_kind"}
-        known = {field.name for field in dataclasses.fields(SERACConfig)} - fixed
-        if set(changes) - known:
-            raise ValueError(f"cannot change {sorted(set(changes) - known)} on a built editor; settable: {sorted(known)}")
-        self.config = dataclasses.replace(self.config, **changes)
+        fixed = ("model_name", "counterfactual_model", "classifier_backbone", "prompt_format", "index_kind")
+        self.config = replace_settings(self.config, changes, fixed)
         self.router.config = self.config
 
     def evaluation_variants(self) -> dict[str, dict]:

@@ -156,3 +156,15 @@ def test_bad_cli_settings_fail_before_any_work(tmp_path, command, message):
     assert finished.returncode != 0
     assert message in finished.stderr
     assert not (tmp_path / "out" / "scope_classifier").exists()
+
+
+def test_the_cache_refuses_bad_settings_with_our_errors(tiny_lm):
+    from serac.cache.editor import CacheEditor
+
+    cache = CacheEditor(tiny_lm("tiny-llama"))
+    try:
+        for bad in (dict(epsilon=-1), dict(epsilon=math.nan), dict(batch_size=0), dict(max_new_tokens=10**6), dict(colour="red")):
+            with pytest.raises(ValueError):
+                cache.configure(**bad)
+    finally:
+        cache.close()
