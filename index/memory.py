@@ -145,8 +145,9 @@ class EditMemory:
             self._store = EditStore(self.path / STORE_FILE, dim, encoder_name, config.max_text_chars)
             undo_if_opening_fails.callback(self._store.close)
             try:
-                _check_store_not_lost(self.path, manifest, self._store.state())
-                self._index, self._saved_manifest = self._load_or_rebuild_index()
+                state = self._store.state()
+                _check_store_not_lost(self.path, manifest, state)
+                self._index, self._saved_manifest = self._load_or_rebuild_index(state)
             except sqlite3.DatabaseError as error:
                 raise NotAnEditMemoryError(f"{self.path / STORE_FILE} is damaged (SQLite: {error})") from error
             undo_if_opening_fails.pop_all()
@@ -171,13 +172,12 @@ class EditMemory:
     def encoder_name(self) -> str:
         return self._store.encoder_name
 
-    def _load_or_rebuild_index(self) -> tuple[VectorIndex, IndexManifest | None]:
-        store_count = self._store.count()
-        if store_count == 0:
+    def _load_or_rebuild_index(self, state: StoreState) -> tuple[VectorIndex, IndexManifest | None]:
+        if state.count == 0:
             # Nothing to load or lose; an index file left on disk is overwritten at the next flush.
             return VectorIndex(self.dim, self.config), None
         try:
-            return load_index_files(self.path, self.dim, self.config, self._store.state())
+            return load_index_files(self.path, self.dim, self.config, state)
         except IndexFileError as problem:
             logger.warning("Rebuilding the vector index of %s from %s: %s", self.path, STORE_FILE, problem)
         index = VectorIndex(self.dim, self.config)
