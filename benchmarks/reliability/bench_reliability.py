@@ -191,6 +191,8 @@ def concurrent_operations(folder: Path, threads: int, operations: int, rng: rand
                 counts[kind] += 1
                 if not ok:
                     mismatches[kind] += 1
+            if (step + 1) % 250 == 0:
+                print(f"thread {worker}: {step + 1} operations, {time.perf_counter() - started:.0f} s", flush=True)
 
     started = time.perf_counter()
     workers = [threading.Thread(target=work, args=(w,)) for w in range(threads)]
