@@ -74,8 +74,8 @@ class MemoryEditor(Editor, ABC):
                 move_into(staging, folder)
             self.memory.flush()
             return folder
+        check_overwritable(folder)  # before taking the lock, which creates memory.lock
         with memory_folder_locked(folder / MEMORY_FOLDER):
-            check_overwritable(folder)
             with staging_folder(folder) as staging:
                 self._write_editor(staging, config, write_weights)
                 self.memory.copy_to(staging / MEMORY_FOLDER)

@@ -45,6 +45,7 @@ def test_an_unrelated_folder_with_a_memory_subfolder_is_never_overwritten(editor
     (unrelated / "memory" / "notes.txt").write_text("keep me")
     with pytest.raises(SaveTargetError, match="not empty and not a saved editor"):
         editor.save(unrelated)
+    assert [p.name for p in (unrelated / "memory").iterdir()] == ["notes.txt"]
     assert (unrelated / "memory" / "notes.txt").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["memory", "project"]
 
