@@ -161,7 +161,9 @@ class SERAC(MemoryEditor):
 
     def configure(self, **changes) -> None:
         """Change routing settings in place (threshold, top_k, conflicts, ...); checked like the config."""
-        fixed = ("model_name", "counterfactual_model", "classifier_backbone", "prompt_format", "index_kind")
+        # max_classifier_tokens is fixed too: the stored edits were embedded with it (it used to be
+        # accepted and silently ignored).
+        fixed = ("model_name", "counterfactual_model", "classifier_backbone", "prompt_format", "index_kind", "max_classifier_tokens")
         self.config = replace_settings(self.config, changes, fixed)
         self.router.config = self.config
 

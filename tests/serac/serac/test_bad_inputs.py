@@ -65,7 +65,7 @@ def _stored(editor) -> int:
         (lambda e: e.configure(conflict_margin=math.inf), ValueError, "conflict_margin"),
         (lambda e: e.configure(conflict_margin=-1), ValueError, "conflict_margin"),
         (lambda e: e.configure(max_classifier_tokens=0), ValueError, "max_classifier_tokens"),
-        (lambda e: e.configure(max_classifier_tokens=10**6), ValueError, "max_classifier_tokens"),
+        (lambda e: e.configure(max_classifier_tokens=64), ValueError, "cannot change \\['max_classifier_tokens'\\]"),
         (lambda e: e.configure(max_new_tokens=0), ValueError, "max_new_tokens"),
         (lambda e: e.configure(max_new_tokens="lots"), ValueError, "max_new_tokens"),
         (lambda e: e.configure(rerank="yes"), ValueError, "rerank"),
