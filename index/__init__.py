@@ -14,7 +14,7 @@ from index.errors import (
     MemoryInUseError,
     NotAnEditMemoryError,
 )
-from index.memory import EditMemory, Hit
+from index.memory import EditMemory, Hit, memory_folder_locked
 from index.store import Edit, EditStore, StoreIdentity
 from index.vectors import VectorIndex
 
@@ -36,4 +36,5 @@ __all__ = [
     "NotAnEditMemoryError",
     "StoreIdentity",
     "VectorIndex",
+    "memory_folder_locked",
 ]

@@ -2,15 +2,16 @@
 
 vectors.faiss  the FAISS index, as VectorIndex.save writes it.
 vectors.json   IndexManifest: the settings the index was built with, how many vectors it
-               holds, the store generation it reflects, and the size and CRC-32 of
-               vectors.faiss (so truncation or corruption is caught before faiss reads it).
+               holds, the store it reflects (the store's UUID, generation and a digest of
+               its edits, so an index file from another memory, even one with as many
+               edits, is never trusted), and the size and CRC-32 of vectors.faiss (so
+               truncation or corruption is caught before faiss reads it).
 
 The index is only a cache of the store: load_index_files raises IndexFileError whenever
 the files cannot be trusted, and the caller rebuilds from the store.
 """
 
 import json
-import os
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 
 from index.config import MemoryConfig
 from index.errors import IndexFileError
+from index.safe_files import write_bytes_atomically
+from index.store import StoreState
 from index.vectors import VectorIndex
 
 INDEX_FILE = "vectors.faiss"
@@ -33,8 +36,15 @@ class IndexManifest:
     dim: int
     count: int
     store_generation: int
+    store_uuid: str
+    store_digest: str
     file_bytes: int
     file_crc32: int
+
+    def reflects(self, state: StoreState) -> bool:
+        return (self.store_uuid, self.store_generation, self.count, self.store_digest) == (
+            state.store_uuid, state.generation, state.count, state.digest
+        )
 
 
 def build_settings(config: MemoryConfig) -> dict[str, Any]:
@@ -53,20 +63,20 @@ def _file_fingerprint(path: Path) -> tuple[int, int]:
 
 def write_manifest(folder: Path, manifest: IndexManifest) -> None:
     """Write vectors.json atomically: a crash leaves the old manifest, which then no longer matches."""
-    partial = folder / (MANIFEST_FILE + ".partial")
-    partial.write_text(json.dumps(asdict(manifest), indent=2))
-    os.replace(partial, folder / MANIFEST_FILE)
+    write_bytes_atomically(folder / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2).encode())
 
 
-def save_index_files(folder: Path, index: VectorIndex, store_generation: int) -> IndexManifest:
-    """Write vectors.faiss, then the manifest describing it."""
+def save_index_files(folder: Path, index: VectorIndex, state: StoreState) -> IndexManifest:
+    """Write vectors.faiss, then the manifest describing it (`state`: the store it reflects)."""
     index.save(folder / INDEX_FILE)
     file_bytes, file_crc32 = _file_fingerprint(folder / INDEX_FILE)
     manifest = IndexManifest(
         build_settings=build_settings(index.config),
         dim=index.dim,
         count=len(index),
-        store_generation=store_generation,
+        store_generation=state.generation,
+        store_uuid=state.store_uuid,
+        store_digest=state.digest,
         file_bytes=file_bytes,
         file_crc32=file_crc32,
     )
@@ -74,41 +84,44 @@ def save_index_files(folder: Path, index: VectorIndex, store_generation: int) ->
     return manifest
 
 
-def _read_manifest(folder: Path) -> IndexManifest:
+def read_manifest(folder: Path) -> IndexManifest:
+    """The manifest of the index file in `folder`; IndexFileError if it is missing or unreadable."""
     path = folder / MANIFEST_FILE
     try:
         return IndexManifest(**json.loads(path.read_text()))
     except FileNotFoundError as error:
         raise IndexFileError(f"{path} is missing") from error
-    except (ValueError, TypeError) as error:
+    except (OSError, ValueError, TypeError) as error:
         raise IndexFileError(f"{path} is not a valid index manifest: {error}") from error
 
 
-def load_index_files(
-    folder: Path, dim: int, config: MemoryConfig, store_generation: int, store_count: int
-) -> tuple[VectorIndex, IndexManifest]:
+def load_index_files(folder: Path, dim: int, config: MemoryConfig, state: StoreState) -> tuple[VectorIndex, IndexManifest]:
     """The saved index, if it is intact and reflects the store as it is now; IndexFileError otherwise."""
-    manifest = _read_manifest(folder)
+    manifest = read_manifest(folder)
     index_path = folder / INDEX_FILE
     if manifest.build_settings != build_settings(config):
         raise IndexFileError(f"{index_path} was built with {manifest.build_settings}; the config asks for {build_settings(config)}")
     if manifest.dim != dim:
         raise IndexFileError(f"{index_path} holds vectors of dim {manifest.dim}, not {dim}")
-    if manifest.store_generation != store_generation or manifest.count != store_count:
+    if manifest.store_uuid != state.store_uuid:
+        raise IndexFileError(f"{index_path} was written for another edit store (store {manifest.store_uuid}, not {state.store_uuid})")
+    if not manifest.reflects(state):
         raise IndexFileError(
             f"{index_path} is stale: it reflects store generation {manifest.store_generation} with {manifest.count} edits; "
-            f"the store is at generation {store_generation} with {store_count} edits"
+            f"the store is at generation {state.generation} with {state.count} edits"
         )
     try:
         fingerprint = _file_fingerprint(index_path)
     except FileNotFoundError as error:
         raise IndexFileError(f"{index_path} is missing") from error
+    except OSError as error:
+        raise IndexFileError(f"{index_path} cannot be read: {error.strerror}") from error
     if fingerprint != (manifest.file_bytes, manifest.file_crc32):
         raise IndexFileError(
             f"{index_path} is truncated or corrupt: {fingerprint[0]} bytes with CRC-32 {fingerprint[1]}, "
             f"expected {manifest.file_bytes} bytes with CRC-32 {manifest.file_crc32}"
         )
     index = VectorIndex.load(index_path, dim, config)
-    if len(index) != store_count:
-        raise IndexFileError(f"{index_path} holds {len(index)} vectors; the store holds {store_count} edits")
+    if len(index) != state.count:
+        raise IndexFileError(f"{index_path} holds {len(index)} vectors; the store holds {state.count} edits")
     return index, manifest

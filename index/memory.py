@@ -9,8 +9,16 @@ A memory is a folder:
 
 An add is durable once the store has committed it. The index file is written lazily,
 on flush()/close() and every `flush_every` changes, because writing a 1M-vector index
-takes seconds. On open, an index file that is missing, stale, corrupt or built with
-other settings is rebuilt from the store, with a logged warning; nothing is lost.
+takes seconds. On open, an index file that is missing, stale, corrupt, built with other
+settings or written for another store is rebuilt from the store, with a logged warning;
+nothing is lost.
+
+A folder whose store is missing, or empty and not the store the index was written for,
+while its index file holds vectors, is refused with NotAnEditMemoryError (the edits are
+gone, or the store was replaced): it never opens as an empty memory, and so never
+overwrites that index. To start over with an empty memory, delete vectors.faiss and
+vectors.json (or the whole folder). A store SQLite cannot read is refused the same way,
+as is any of the four files being a directory or a symbolic link.
 
 All methods may be called from several threads: one re-entrant lock orders every change
 to the store and index, and searches, so the two always agree.
@@ -21,9 +29,10 @@ from __future__ import (
 )
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -33,12 +42,15 @@ from index.config import MemoryConfig
 from index.errors import IndexFileError, NotAnEditMemoryError
 from index.folder_lock import FolderLock
 from index.index_file import (
+    INDEX_FILE,
+    MANIFEST_FILE,
     IndexManifest,
     load_index_files,
+    read_manifest,
     save_index_files,
     write_manifest,
 )
-from index.store import Edit, EditStore
+from index.store import Edit, EditStore, StoreState
 from index.validation import as_query_matrix, as_vector, as_vector_matrix
 from index.vectors import VectorIndex
 
@@ -46,6 +58,55 @@ logger = logging.getLogger(__name__)
 
 STORE_FILE = "edits.sqlite"
 LOCK_FILE = "memory.lock"
+# SQLite creates the -wal and -shm files itself, through any link found there.
+_FOLDER_FILES = (STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm", INDEX_FILE, MANIFEST_FILE, LOCK_FILE)
+
+
+def _check_folder_files(folder: Path) -> None:
+    """Each file of a memory folder is absent or a plain file: never a directory, never a link."""
+    for name in _FOLDER_FILES:
+        path = folder / name
+        if path.is_symlink():
+            raise NotAnEditMemoryError(f"{path} is a symbolic link; the files of an edit memory folder must be plain files")
+        if path.exists() and not path.is_file():
+            raise NotAnEditMemoryError(f"{path} is not a plain file; remove it to use {folder} as an edit memory")
+
+
+def _saved_manifest(folder: Path) -> IndexManifest | None:
+    try:
+        return read_manifest(folder)
+    except IndexFileError:
+        return None
+
+
+def _check_store_not_lost(folder: Path, manifest: IndexManifest | None, state: StoreState | None) -> None:
+    """Refuse a folder whose index holds vectors while its store is gone or was replaced by an empty one."""
+    if manifest is None or manifest.count == 0 or (state is not None and state.count > 0):
+        return
+    if state is not None and state.store_uuid == manifest.store_uuid and state.generation >= manifest.store_generation:
+        return  # the same store, emptied by remove/clear since the index was written
+    problem = "is missing" if state is None else "holds no edits and is not the store the index was written for"
+    raise NotAnEditMemoryError(
+        f"{folder / STORE_FILE} {problem}, but {folder / INDEX_FILE} holds {manifest.count} edits' vectors: the edits were "
+        f"lost or the store was replaced. Restore {STORE_FILE}, or delete {INDEX_FILE} and {MANIFEST_FILE} "
+        f"to start over with an empty memory."
+    )
+
+
+@contextmanager
+def memory_folder_locked(path: str | Path) -> Iterator[None]:
+    """Hold the lock of the memory folder `path` (when it exists), so that no EditMemory opens it
+    meanwhile; MemoryInUseError if one, in this or another process, has it open."""
+    folder = Path(path)
+    if not folder.is_dir() or folder.is_symlink():
+        yield
+        return
+    _check_folder_files(folder)
+    lock = FolderLock(folder / LOCK_FILE)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @dataclass(frozen=True)
@@ -73,13 +134,22 @@ class EditMemory:
         if self.path.exists() and not self.path.is_dir():
             raise NotAnEditMemoryError(f"{self.path} is a file, not an edit memory folder")
         self.path.mkdir(parents=True, exist_ok=True)
+        _check_folder_files(self.path)
         self._lock = threading.RLock()
         with ExitStack() as undo_if_opening_fails:
             self._folder_lock = FolderLock(self.path / LOCK_FILE)
             undo_if_opening_fails.callback(self._folder_lock.release)
+            manifest = _saved_manifest(self.path)
+            if not (self.path / STORE_FILE).exists():
+                _check_store_not_lost(self.path, manifest, None)
             self._store = EditStore(self.path / STORE_FILE, dim, encoder_name, config.max_text_chars)
             undo_if_opening_fails.callback(self._store.close)
-            self._index, self._saved_manifest = self._load_or_rebuild_index()
+            try:
+                state = self._store.state()
+                _check_store_not_lost(self.path, manifest, state)
+                self._index, self._saved_manifest = self._load_or_rebuild_index(state)
+            except sqlite3.DatabaseError as error:
+                raise NotAnEditMemoryError(f"{self.path / STORE_FILE} is damaged (SQLite: {error})") from error
             undo_if_opening_fails.pop_all()
         self._index_changed_since_save = False
         self._changes_since_flush = 0
@@ -89,6 +159,7 @@ class EditMemory:
         """Open a memory folder made earlier, with the encoder name and dim recorded in it."""
         path = Path(path)
         if not (path / STORE_FILE).is_file():
+            _check_store_not_lost(path, _saved_manifest(path), None)
             raise NotAnEditMemoryError(f"{path} is not an edit memory folder: it has no {STORE_FILE}")
         identity = EditStore.identity_of(path / STORE_FILE)
         return cls(path, identity.dim, identity.encoder_name, config)
@@ -101,20 +172,19 @@ class EditMemory:
     def encoder_name(self) -> str:
         return self._store.encoder_name
 
-    def _load_or_rebuild_index(self) -> tuple[VectorIndex, IndexManifest | None]:
-        store_count = self._store.count()
-        if store_count == 0:
+    def _load_or_rebuild_index(self, state: StoreState) -> tuple[VectorIndex, IndexManifest | None]:
+        if state.count == 0:
             # Nothing to load or lose; an index file left on disk is overwritten at the next flush.
             return VectorIndex(self.dim, self.config), None
         try:
-            return load_index_files(self.path, self.dim, self.config, self._store.generation(), store_count)
+            return load_index_files(self.path, self.dim, self.config, state)
         except IndexFileError as problem:
             logger.warning("Rebuilding the vector index of %s from %s: %s", self.path, STORE_FILE, problem)
         index = VectorIndex(self.dim, self.config)
         for ids, vectors in self._store.iter_vectors():
             index.add(ids, vectors)
         # Saved now so that the next open does not rebuild again.
-        return index, save_index_files(self.path, index, self._store.generation())
+        return index, save_index_files(self.path, index, self._store.state())
 
     def _record_changes(self, count: int, index_changed: bool) -> None:
         self._changes_since_flush += count
@@ -216,12 +286,12 @@ class EditMemory:
     def flush(self) -> None:
         """Write the index files so the next open need not rebuild; edits are durable without it."""
         with self._lock:
-            generation = self._store.generation()
+            state = self._store.state()
             if self._index_changed_since_save or self._saved_manifest is None:
-                self._saved_manifest = save_index_files(self.path, self._index, generation)
-            elif self._saved_manifest.store_generation != generation:
+                self._saved_manifest = save_index_files(self.path, self._index, state)
+            elif not self._saved_manifest.reflects(state):
                 # Only texts or metadata changed: the saved vectors are still right.
-                self._saved_manifest = replace(self._saved_manifest, store_generation=generation)
+                self._saved_manifest = replace(self._saved_manifest, store_generation=state.generation, store_digest=state.digest)
                 write_manifest(self.path, self._saved_manifest)
             self._index_changed_since_save = False
             self._changes_since_flush = 0
@@ -229,12 +299,16 @@ class EditMemory:
     def copy_to(self, path: str | Path) -> None:
         """Write a copy of this memory into a new folder `path` (which must not hold a memory yet)."""
         target = Path(path)
-        if (target / STORE_FILE).exists():
+        if (target / STORE_FILE).exists() or (target / STORE_FILE).is_symlink():
             raise NotAnEditMemoryError(f"{target} already holds an edit memory; copy into a new folder")
         target.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self._store.backup_to(target / STORE_FILE)
-            save_index_files(target, self._index, self._store.generation())
+            copy = EditStore(target / STORE_FILE, self.dim, self.encoder_name, self.config.max_text_chars)
+            try:
+                save_index_files(target, self._index, copy.state())
+            finally:
+                copy.close()
 
     def close(self) -> None:
         """Flush and release the folder; safe to call twice."""

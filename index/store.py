@@ -22,6 +22,7 @@ import json
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,6 +85,18 @@ class Edit:
 
 
 @dataclass(frozen=True)
+class StoreState:
+    """What an index file must match to reflect the store: which store (a UUID made when the
+    store is created, new for every copy), at which generation, holding which edits (a
+    digest of their ids and creation times, cheap to compute in SQL)."""
+
+    store_uuid: str
+    generation: int
+    count: int
+    digest: str
+
+
+@dataclass(frozen=True)
 class StoreIdentity:
     """The encoder a store's vectors come from; vectors of another encoder are meaningless here."""
 
@@ -110,6 +123,10 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
     return connection
 
 
+def _damaged(path: Path, error: sqlite3.DatabaseError) -> NotAnEditMemoryError:
+    return NotAnEditMemoryError(f"{path} is not a readable edit store, or is damaged (SQLite: {error})")
+
+
 class EditStore:
     """Durable, thread-safe storage of edits and their vectors in one SQLite file."""
 
@@ -125,6 +142,9 @@ class EditStore:
         self._connection: sqlite3.Connection | None = _connect(self.path, create=True)
         try:
             self._create_or_check_identity()
+        except sqlite3.DatabaseError as error:
+            self.close()
+            raise _damaged(self.path, error) from error
         except BaseException:
             self.close()
             raise
@@ -154,9 +174,17 @@ class EditStore:
             if not meta:
                 connection.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [("schema_version", SCHEMA_VERSION), ("encoder_name", self.encoder_name), ("dim", self.dim), ("generation", 0)],
+                    [
+                        ("schema_version", SCHEMA_VERSION),
+                        ("encoder_name", self.encoder_name),
+                        ("dim", self.dim),
+                        ("generation", 0),
+                        ("store_uuid", uuid.uuid4().hex),
+                    ],
                 )
                 return
+            if "store_uuid" not in meta:  # a store made before stores had one
+                connection.execute("INSERT INTO meta (key, value) VALUES ('store_uuid', ?)", (uuid.uuid4().hex,))
         if meta.get("schema_version") != SCHEMA_VERSION:
             raise NotAnEditMemoryError(
                 f"{self.path} has store schema version {meta.get('schema_version')!r}; this code reads version {SCHEMA_VERSION}"
@@ -315,6 +343,16 @@ class EditStore:
         with self._transaction() as connection:
             connection.execute("DELETE FROM edits")
 
+    def state(self) -> StoreState:
+        """The store's UUID, generation, edit count and digest of its edits (see StoreState)."""
+        with self._reading() as connection:
+            (store_uuid,) = connection.execute("SELECT value FROM meta WHERE key = 'store_uuid'").fetchone()
+            (generation,) = connection.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+            count, id_sum, created_sum, weighted = connection.execute(
+                "SELECT COUNT(*), COALESCE(SUM(id), 0), TOTAL(created), TOTAL(created * (id % 65521)) FROM edits"
+            ).fetchone()
+        return StoreState(store_uuid, generation, count, f"{id_sum}:{created_sum!r}:{weighted!r}")
+
     def generation(self) -> int:
         """A counter moved by every change to the edits; an index saved at another value is stale."""
         with self._reading() as connection:
@@ -336,11 +374,14 @@ class EditStore:
             last_id = int(ids[-1])
 
     def backup_to(self, path: str | Path) -> None:
-        """A consistent copy of the whole database at `path` (SQLite's online backup: safe while others write)."""
+        """A consistent copy of the whole database at `path` (SQLite's online backup: safe while
+        others write). The copy is another store: it gets a UUID of its own."""
         with self._reading() as connection:
             target = sqlite3.connect(path)
             try:
                 connection.backup(target)
+                with target:
+                    target.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('store_uuid', ?)", (uuid.uuid4().hex,))
             finally:
                 target.close()
 

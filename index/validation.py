@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from index.errors import InvalidEditError
+from index.errors import EditNotFoundError, InvalidEditError
 
 MAX_TEXT_CHARS = 4000
+LARGEST_EDIT_ID = 2**63 - 1  # SQLite's integer ids (and FAISS's labels) are signed 64-bit
 
 
 def check_positive_int(value: Any, what: str) -> int:
@@ -34,6 +35,11 @@ def check_text(value: Any, what: str, max_chars: int = MAX_TEXT_CHARS) -> str:
         raise ValueError(f"{what} must not be empty or whitespace only")
     if len(value) > max_chars:
         raise ValueError(f"{what} is {len(value)} characters long; the limit is {max_chars}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        # A lone surrogate (e.g. from a badly decoded file) is not text any tokenizer or SQLite can store.
+        raise ValueError(f"{what} is not valid Unicode text: a lone surrogate {value[error.start]!r} at position {error.start}") from None
     return value
 
 
@@ -50,9 +56,14 @@ def metadata_to_json(value: Any) -> str:
 
 
 def check_edit_id(value: Any) -> int:
-    """Return `value` as an int edit id (numpy integers accepted, bools rejected)."""
+    """Return `value` as an int edit id (numpy integers accepted, bools rejected).
+
+    An int no edit can have (negative, or past SQLite's 64-bit range) is EditNotFoundError.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidEditError(f"an edit id must be an int, got {type(value).__name__} {value!r}")
+    if not 0 <= value <= LARGEST_EDIT_ID:
+        raise EditNotFoundError(f"no edit with id {value}: ids are ints from 1 to {LARGEST_EDIT_ID}")
     return int(value)
 
 

@@ -20,7 +20,6 @@ A VectorIndex is not thread-safe on its own; EditMemory serialises access to it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import numpy as np
 from index.config import MemoryConfig
 from index.errors import IndexFileError, InvalidEditError
 from index.gpu import copy_to_gpu, gpu_search_available
+from index.safe_files import staged_file
 from index.validation import as_id_array, as_vector_matrix, check_positive_int
 
 _TOMBSTONE = -1
@@ -180,11 +180,10 @@ class VectorIndex:
         return self._gpu_copy
 
     def save(self, path: str | Path) -> None:
-        """Write the index with faiss.write_index, atomically (a crash leaves the old file whole)."""
-        path = Path(path)
-        partial = path.with_name(path.name + ".partial")
-        faiss.write_index(self._index, str(partial))
-        os.replace(partial, path)
+        """Write the index with faiss.write_index, atomically (a crash leaves the old file whole)
+        and through a new private file (see `index.safe_files`)."""
+        with staged_file(path) as (handle, _):
+            faiss.write_index(self._index, faiss.PyCallbackIOWriter(handle.write))
 
     @classmethod
     def load(cls, path: str | Path, dim: int, config: MemoryConfig = MemoryConfig()) -> VectorIndex:

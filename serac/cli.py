@@ -59,14 +59,15 @@ def _editor(config: DictConfig) -> Editor:
 
 @hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base="1.3")
 def evaluate_main(config: DictConfig) -> None:
-    editor = _editor(config)
-    records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)
+    # The settings are checked before the editor's models are loaded.
     eval_config = EvalConfig(
         protocol=config.protocol,
         batch_size=config.batch_size,
         checkpoints=tuple(config.checkpoints),
         max_records=config.max_records,
     )
+    editor = _editor(config)
+    records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)
     _report(config, editor, evaluate(editor, records, eval_config))
 
 

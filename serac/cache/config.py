@@ -3,6 +3,7 @@
 import math
 from dataclasses import dataclass
 
+from serac.core.setting_checks import MAX_BATCH_SIZE, MAX_NEW_TOKENS, check_choice, check_int, check_real
 from serac.core.text_checks import check_text
 
 
@@ -19,8 +20,8 @@ class CacheConfig:
                         calibrate it (`serac-train alg=cache`) rather than guess.
     calibrated_epsilon: ε* chosen on validation edits (None: not calibrated); the comparison
                         reports a calibrated cache at ε*/2, ε* and 2ε*, as MEND's Table 11.
-    batch_size:         prompts per forward pass when computing keys.
-    max_new_tokens:     answer length of the base model in `query` when the caller gives none.
+    batch_size:         prompts per forward pass when computing keys (1..4096).
+    max_new_tokens:     answer length of the base model in `query` when the caller gives none (1..512).
     """
 
     model_name: str = "smollm2-135m"
@@ -32,17 +33,9 @@ class CacheConfig:
 
     def __post_init__(self) -> None:
         check_text(self.model_name, "CacheConfig.model_name")
-        if self.prompt_format not in ("plain", "chat"):
-            raise ValueError(f"CacheConfig.prompt_format must be 'plain' or 'chat', got {self.prompt_format!r}")
-        _check_distance(self.epsilon, "CacheConfig.epsilon")
+        check_choice(self.prompt_format, "CacheConfig.prompt_format", ("plain", "chat"))
+        self.epsilon = check_real(self.epsilon, "CacheConfig.epsilon (a distance)", 0.0, math.inf)
         if self.calibrated_epsilon is not None:
-            _check_distance(self.calibrated_epsilon, "CacheConfig.calibrated_epsilon")
-        for name in ("batch_size", "max_new_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"CacheConfig.{name} must be an int >= 1, got {value!r}")
-
-
-def _check_distance(value, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-        raise ValueError(f"{what} must be a finite distance >= 0, got {value!r}")
+            self.calibrated_epsilon = check_real(self.calibrated_epsilon, "CacheConfig.calibrated_epsilon (a distance)", 0.0, math.inf)
+        check_int(self.batch_size, "CacheConfig.batch_size", 1, MAX_BATCH_SIZE)
+        check_int(self.max_new_tokens, "CacheConfig.max_new_tokens", 1, MAX_NEW_TOKENS)

@@ -36,7 +36,8 @@ from serac.core.language_model import IGNORE, LanguageModel, TargetScore
 from serac.core.memory_editor import MEMORY_FOLDER, MemoryEditor, by_route
 from serac.core.models import load_language_model
 from serac.core.records import EditRequest
-from serac.core.saving import NotASavedEditorError, read_editor_config, write_editor_config
+from serac.core.saving import check_saved_files, read_editor_config
+from serac.core.setting_checks import replace_settings
 from serac.core.text_checks import answer_length, check_edits, check_pairs, check_texts
 
 MEMORY_CONFIG = MemoryConfig(index_kind="flat_l2")
@@ -96,9 +97,7 @@ class CacheEditor(MemoryEditor):
 
     def configure(self, **changes) -> None:
         """Change settings in place (e.g. `epsilon`); checked like the config."""
-        if "model_name" in changes or "prompt_format" in changes:
-            raise ValueError("the base model and its prompt format are fixed; build another editor to change them")
-        self.config = replace(self.config, **changes)
+        self.config = replace_settings(self.config, changes, fixed=("model_name", "prompt_format"))
 
     def evaluation_variants(self) -> dict[str, dict]:
         """Settings the comparison reports the editor at: ε*/2, ε*, 2ε* when calibrated, else none."""
@@ -159,15 +158,14 @@ class CacheEditor(MemoryEditor):
 
     def save(self, path: str | Path) -> None:
         """`editor.json` (the config, with ε) and the memory folder of the cached edits."""
-        self.save_memory(write_editor_config(path, self.name, self.config))
+        self.save_editor(path, self.config)
 
     @classmethod
     def load(cls, path: str | Path, device=None, memory_path: str | Path | None = None) -> "CacheEditor":
         """The saved editor, with a copy of its edits (in `memory_path`, else a temporary folder)."""
         folder = Path(path)
         config = read_editor_config(folder, cls.name, CacheConfig)
-        if not (folder / MEMORY_FOLDER).is_dir():
-            raise NotASavedEditorError(f"{path} is not a complete saved cache editor: {MEMORY_FOLDER}/ is missing")
+        check_saved_files(folder, [MEMORY_FOLDER], skip=[MEMORY_FOLDER])
         language_model = load_language_model(config.model_name, device, config.prompt_format)
         return cls(language_model, config, memory_path, initial_memory=folder / MEMORY_FOLDER)
 

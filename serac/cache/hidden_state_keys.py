@@ -14,28 +14,14 @@ from serac.core.language_model import LanguageModel
 @torch.no_grad()
 def prompt_keys(language_model: LanguageModel, prompts: list[str], batch_size: int) -> torch.Tensor:
     """[len(prompts), hidden size] float32 keys, on the CPU."""
-    tokenizer = language_model.tokenizer
-    padding_side, truncation_side = tokenizer.padding_side, tokenizer.truncation_side
-    # Right padding keeps every prompt's positions starting at 0, so a key does not depend on
-    # the other prompts of its batch; left truncation keeps the end of an over-long prompt, as
-    # `LanguageModel` does when it scores.
-    tokenizer.padding_side, tokenizer.truncation_side = "right", "left"
     keys = []
-    try:
-        for start in range(0, len(prompts), batch_size):
-            encoded = tokenizer(
-                [language_model.format_prompt(prompt) for prompt in prompts[start : start + batch_size]],
-                return_tensors="pt",
-                padding=True,
-                truncation=True,
-                max_length=language_model.max_length,
-                add_special_tokens=language_model.prompt_format != "chat",
-            ).to(language_model.device)
-            hidden = _last_hidden_states(language_model, encoded)
-            mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            keys.append(((hidden * mask).sum(dim=1) / mask.sum(dim=1)).float().cpu())
-    finally:
-        tokenizer.padding_side, tokenizer.truncation_side = padding_side, truncation_side
+    for start in range(0, len(prompts), batch_size):
+        # Right padding keeps every prompt's positions starting at 0, so a key does not depend
+        # on the other prompts of its batch; an over-long prompt keeps its end, as when scored.
+        encoded = language_model.encode_prompts(prompts[start : start + batch_size], padding_side="right")
+        hidden = _last_hidden_states(language_model, encoded)
+        mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        keys.append(((hidden * mask).sum(dim=1) / mask.sum(dim=1)).float().cpu())
     return torch.cat(keys) if keys else torch.empty(0, hidden_size(language_model))
 
 

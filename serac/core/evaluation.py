@@ -24,6 +24,7 @@ from serac.core import metrics
 from serac.core.editor import Editor
 from serac.core.language_model import TargetScore
 from serac.core.records import EditRecord
+from serac.core.setting_checks import check_choice, check_int
 
 PROTOCOLS = ("single", "batch", "sequential")
 
@@ -36,10 +37,13 @@ class EvalConfig:
     max_records: int | None = None
 
     def __post_init__(self):
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+        check_choice(self.protocol, "protocol", PROTOCOLS)
+        check_int(self.batch_size, "batch_size", 1)
+        if isinstance(self.checkpoints, (str, bytes)) or not hasattr(self.checkpoints, "__iter__"):
+            raise ValueError(f"checkpoints must be a list of edit counts, got {self.checkpoints!r}")
+        self.checkpoints = tuple(check_int(t, "each of checkpoints", 1) for t in self.checkpoints)
+        if self.max_records is not None:
+            check_int(self.max_records, "max_records (None for every record)", 1)
 
 
 @dataclass

@@ -145,27 +145,34 @@ class LanguageModel:
             result.extend(logprobs[row][labels[row] != IGNORE].cpu() for row in range(labels.shape[0]))
         return result
 
+    def encode_prompts(self, prompts: list[str], padding_side: str) -> dict[str, torch.Tensor]:
+        """Formatted prompts as padded `input_ids` and `attention_mask`, on the model's device.
+
+        Padded here, on the given side, rather than by the tokenizer: its padding side and
+        the padding it applies are state shared by every thread using it, so flipping them
+        per call would race (see the reliability tests). The end of an over-long prompt is kept.
+        """
+        rows = [self._prompt_ids(prompt, self.max_length) for prompt in prompts]
+        batch = {
+            "input_ids": _pad(rows, self.tokenizer.pad_token_id, padding_side),
+            "attention_mask": _pad([[1] * len(row) for row in rows], 0, padding_side),
+        }
+        return {key: value.to(self.device) for key, value in batch.items()}
+
     @torch.no_grad()
     def generate(self, prompts: list[str], max_new_tokens: int = 20, batch_size: int = 16) -> list[str]:
         """Greedy answers; a plain-format answer ends at its first line break."""
         answers = []
-        side = self.tokenizer.padding_side
-        self.tokenizer.padding_side = "right" if self.is_encoder_decoder else "left"
-        try:
-            for start in range(0, len(prompts), batch_size):
-                texts = [self.format_prompt(p) for p in prompts[start : start + batch_size]]
-                encoded = self.tokenizer(
-                    texts, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length,
-                    add_special_tokens=self.prompt_format != "chat",
-                ).to(self.device)
-                output = self.model.generate(
-                    **encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id
-                )
-                new_tokens = output if self.is_encoder_decoder else output[:, encoded["input_ids"].shape[1] :]
-                for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True):
-                    answers.append(text.strip().split("\n")[0].strip() if self.prompt_format == "plain" else text.strip())
-        finally:
-            self.tokenizer.padding_side = side
+        # A decoder-only model continues the prompt, so its padding goes on the left.
+        padding_side = "right" if self.is_encoder_decoder else "left"
+        for start in range(0, len(prompts), batch_size):
+            encoded = self.encode_prompts(prompts[start : start + batch_size], padding_side)
+            output = self.model.generate(
+                **encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id
+            )
+            new_tokens = output if self.is_encoder_decoder else output[:, encoded["input_ids"].shape[1] :]
+            for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True):
+                answers.append(text.strip().split("\n")[0].strip() if self.prompt_format == "plain" else text.strip())
         return answers
 
 
@@ -193,6 +200,8 @@ def scores_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> list[Targe
     ]
 
 
-def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
+def _pad(rows: list[list[int]], value: int, side: str = "right") -> torch.Tensor:
     width = max(len(row) for row in rows)
+    if side == "left":
+        return torch.tensor([[value] * (width - len(row)) + row for row in rows], dtype=torch.long)
     return torch.tensor([row + [value] * (width - len(row)) for row in rows], dtype=torch.long)

@@ -10,11 +10,19 @@ from abc import ABC
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from index import EditMemory, MemoryConfig
+from index import EditMemory, MemoryConfig, memory_folder_locked
+from index.validation import LARGEST_EDIT_ID
 from serac.core.editor import Editor
+from serac.core.saving import (
+    check_overwritable,
+    check_save_path,
+    move_into,
+    replace_folder,
+    staging_folder,
+    write_editor_config,
+)
 
 MEMORY_FOLDER = "memory"
-_LARGEST_ID = 2**63 - 1  # SQLite's integer ids are signed 64-bit
 
 
 class MemoryEditor(Editor, ABC):
@@ -49,14 +57,35 @@ class MemoryEditor(Editor, ABC):
     def reset(self) -> None:
         self.memory.clear()
 
-    def save_memory(self, folder: Path) -> None:
-        """Write the edits to `folder/memory` (flushed in place when that is the memory itself)."""
-        target = folder / MEMORY_FOLDER
-        if target.resolve() == self.memory.path.resolve():
+    def save_editor(self, path: str | Path, config, write_weights: Callable[[Path], None] | None = None) -> Path:
+        """Save the editor into the folder `path`: `editor.json` with `config`, what
+        `write_weights(folder)` writes, and a copy of the edits in `memory/`.
+
+        Never destroys edits (see `serac.core.saving`): a folder that is neither new, empty,
+        nor a saved editor is refused (SaveTargetError); one whose memory another editor,
+        in this or another process, has open is refused (index.MemoryInUseError); the new
+        copy is written beside the folder and put in place in one rename. Saving into the
+        folder the editor works in (a loaded editor's) replaces its other files one by one,
+        each in one rename, and flushes the memory in place."""
+        folder = check_save_path(path)
+        if (folder / MEMORY_FOLDER).resolve() == self.memory.path.resolve():
+            with staging_folder(folder) as staging:
+                self._write_editor(staging, config, write_weights)
+                move_into(staging, folder)
             self.memory.flush()
-            return
-        shutil.rmtree(target, ignore_errors=True)
-        self.memory.copy_to(target)
+            return folder
+        check_overwritable(folder)  # before taking the lock, which creates memory.lock
+        with memory_folder_locked(folder / MEMORY_FOLDER):
+            with staging_folder(folder) as staging:
+                self._write_editor(staging, config, write_weights)
+                self.memory.copy_to(staging / MEMORY_FOLDER)
+                replace_folder(staging, folder)
+        return folder
+
+    def _write_editor(self, folder: Path, config, write_weights: Callable[[Path], None] | None) -> None:
+        if write_weights is not None:
+            write_weights(folder)
+        write_editor_config(folder, self.name, config)
 
     def close(self) -> None:
         """Release the memory folder (and delete it when it is temporary); safe to call twice."""
@@ -67,7 +96,7 @@ class MemoryEditor(Editor, ABC):
 
 def memory_id(edit_id: str) -> int:
     """The memory's integer id behind a string edit id; KeyError for anything that is not one."""
-    if not isinstance(edit_id, str) or not edit_id.isascii() or not edit_id.isdecimal() or int(edit_id) > _LARGEST_ID:
+    if not isinstance(edit_id, str) or not edit_id.isascii() or not edit_id.isdecimal() or int(edit_id) > LARGEST_EDIT_ID:
         raise KeyError(f"no edit with id {edit_id!r}")
     return int(edit_id)
 

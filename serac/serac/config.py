@@ -1,7 +1,21 @@
-"""SERAC's configuration."""
+"""SERAC's configuration: every setting is checked when the config is built, by `configure`
+and when a saved editor is loaded, against the limits in `serac.core.setting_checks`."""
 
 from dataclasses import dataclass
+import math
 from typing import ClassVar
+
+from index import INDEX_KINDS
+from serac.core.setting_checks import (
+    MAX_CLASSIFIER_TOKENS,
+    MAX_NEW_TOKENS,
+    MAX_TOP_K,
+    check_bool,
+    check_choice,
+    check_int,
+    check_name,
+    check_real,
+)
 
 
 @dataclass
@@ -15,8 +29,8 @@ class SERACConfig:
     counterfactual_model: str | None = None
     classifier_backbone: str = "all-minilm-l6-v2"
     prompt_format: str = "plain"  # "chat" wraps every prompt in the model's chat template (dialogue)
-    # Routing: FAISS returns `top_k` candidate edits by embedding score, the cross-encoder
-    # re-scores them, and a query is in scope when the best probability reaches `threshold`.
+    # Routing: FAISS returns `top_k` (1..1000) candidate edits by embedding score, the cross-encoder
+    # re-scores them, and a query is in scope when the best probability reaches `threshold` (a float in [0, 1]).
     top_k: int = 5
     threshold: float = 0.5
     rerank: bool = True  # False: route on the embedding score alone
@@ -28,23 +42,25 @@ class SERACConfig:
     # answers (a later edit supersedes earlier ones, whatever their phrasing); "closest": an
     # edit of exactly the query, else the best-scoring edit answers (the original SERAC).
     conflicts: str = "newest"
-    conflict_margin: float = 2.0
+    conflict_margin: float = 2.0  # a finite logit difference >= 0
     index_kind: str = "flat"
-    max_classifier_tokens: int = 128
-    max_new_tokens: int = 20
+    max_classifier_tokens: int = 128  # 1..512 tokens of (edit, query) read by the classifier
+    max_new_tokens: int = 20  # 1..512: the answer length of `query` when the caller gives none
 
     def __post_init__(self):
         if self.counterfactual_model is None:
             self.counterfactual_model = self.model_name
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be a probability in [0, 1], got {self.threshold}")
-        if self.top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
-        if self.retrieval not in ("faiss", "exhaustive"):
-            raise ValueError(f"retrieval must be 'faiss' or 'exhaustive', got {self.retrieval!r}")
-        if self.conflicts not in ("newest", "closest"):
-            raise ValueError(f"conflicts must be 'newest' or 'closest', got {self.conflicts!r}")
-        if self.conflict_margin < 0:
-            raise ValueError(f"conflict_margin must be non-negative, got {self.conflict_margin}")
+        for name in ("model_name", "counterfactual_model", "classifier_backbone"):
+            check_name(getattr(self, name), f"SERACConfig.{name}")
+        check_choice(self.prompt_format, "SERACConfig.prompt_format", ("plain", "chat"))
+        check_int(self.top_k, "SERACConfig.top_k", 1, MAX_TOP_K)
+        self.threshold = check_real(self.threshold, "SERACConfig.threshold (a probability)", 0.0, 1.0)
+        check_bool(self.rerank, "SERACConfig.rerank")
+        check_choice(self.retrieval, "SERACConfig.retrieval", ("faiss", "exhaustive"))
+        check_choice(self.conflicts, "SERACConfig.conflicts", ("newest", "closest"))
+        self.conflict_margin = check_real(self.conflict_margin, "SERACConfig.conflict_margin", 0.0, math.inf)
+        check_choice(self.index_kind, "SERACConfig.index_kind", INDEX_KINDS)
+        check_int(self.max_classifier_tokens, "SERACConfig.max_classifier_tokens", 1, MAX_CLASSIFIER_TOKENS)
+        check_int(self.max_new_tokens, "SERACConfig.max_new_tokens", 1, MAX_NEW_TOKENS)
         if self.retrieval == "exhaustive" and not self.rerank:
             raise ValueError("exhaustive retrieval scores every edit with the cross-encoder: it needs rerank=True")

@@ -9,7 +9,6 @@ to the memory inside the folder it was loaded from, durably; an editor built fro
 keeps them in a temporary folder unless `memory_path` is given.
 """
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,8 +23,9 @@ from serac.core.language_model import LanguageModel, TargetScore
 from serac.core.memory_editor import MEMORY_FOLDER, MemoryEditor, by_route
 from serac.core.models import load_language_model
 from serac.core.records import EditRequest
-from serac.core.saving import read_editor_config, write_editor_config
-from serac.core.text_checks import answer_length, check_edits, check_pairs, check_text
+from serac.core.saving import NotASavedEditorError, check_saved_files, read_editor_config
+from serac.core.setting_checks import replace_settings
+from serac.core.text_checks import answer_length, check_edits, check_pairs, check_texts
 from serac.serac.config import SERACConfig
 from serac.serac.counterfactual import CounterfactualModel
 from serac.serac.router import Route, Router
@@ -77,7 +77,7 @@ class SERAC(MemoryEditor):
 
     def route(self, prompts: Sequence[str]) -> list[Route]:
         """Which stored edit, if any, covers each prompt."""
-        return self.router.route([check_text(prompt, "prompt") for prompt in prompts])
+        return self.router.route(check_texts(prompts, "prompt"))
 
     def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
         max_new_tokens = answer_length(max_new_tokens, self.config.max_new_tokens)
@@ -128,11 +128,13 @@ class SERAC(MemoryEditor):
     # -- persistence -------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:
-        folder = write_editor_config(path, self.name, self.config)
+        """`editor.json`, the scope classifier, the counterfactual model and the memory (see `MemoryEditor.save_editor`)."""
+        self.save_editor(path, self.config, self._write_weights)
+
+    def _write_weights(self, folder: Path) -> None:
         save_model(self.classifier, str(folder / CLASSIFIER_FILE))
         self.counterfactual.lm.model.save_pretrained(folder / COUNTERFACTUAL_FOLDER)
         self.counterfactual.lm.tokenizer.save_pretrained(folder / COUNTERFACTUAL_FOLDER)
-        self.save_memory(folder)
 
     @classmethod
     def from_config(cls, config: dict) -> "SERAC":
@@ -142,20 +144,27 @@ class SERAC(MemoryEditor):
     def load(cls, path: str | Path, device=None) -> "SERAC":
         folder = Path(path)
         config = read_editor_config(folder, cls.name, SERACConfig)
+        check_saved_files(
+            folder,
+            [CLASSIFIER_FILE, f"{COUNTERFACTUAL_FOLDER}/config.json", MEMORY_FOLDER],
+            skip=[MEMORY_FOLDER],
+        )
         device = pick_device(device)
-        classifier = ScopeClassifier(config.classifier_backbone, config.max_classifier_tokens)
-        load_model(classifier, str(folder / CLASSIFIER_FILE))
-        counterfactual = CounterfactualModel(load_language_model(str(folder / COUNTERFACTUAL_FOLDER), device, config.prompt_format))
         base = load_language_model(config.model_name, device, config.prompt_format)
+        classifier = ScopeClassifier(config.classifier_backbone, config.max_classifier_tokens)
+        try:
+            load_model(classifier, str(folder / CLASSIFIER_FILE))
+            counterfactual = CounterfactualModel(load_language_model(str(folder / COUNTERFACTUAL_FOLDER), device, config.prompt_format))
+        except (OSError, ValueError, RuntimeError) as error:
+            raise NotASavedEditorError(f"{folder} holds weights that do not load: {error}") from error
         return cls(config, base, counterfactual, classifier.to(device), memory_path=folder / MEMORY_FOLDER)
 
     def configure(self, **changes) -> None:
         """Change routing settings in place (threshold, top_k, conflicts, ...); checked like the config."""
-        fixed = {"model_name", "counterfactual_model", "classifier_backbone", "prompt_format", "index_kind"}
-        known = {field.name for field in dataclasses.fields(SERACConfig)} - fixed
-        if set(changes) - known:
-            raise ValueError(f"cannot change {sorted(set(changes) - known)} on a built editor; settable: {sorted(known)}")
-        self.config = dataclasses.replace(self.config, **changes)
+        # max_classifier_tokens is fixed too: the stored edits were embedded with it (it used to be
+        # accepted and silently ignored).
+        fixed = ("model_name", "counterfactual_model", "classifier_backbone", "prompt_format", "index_kind", "max_classifier_tokens")
+        self.config = replace_settings(self.config, changes, fixed)
         self.router.config = self.config
 
     def evaluation_variants(self) -> dict[str, dict]:

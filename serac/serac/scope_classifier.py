@@ -43,8 +43,10 @@ class ScopeClassifier(nn.Module):
         return self.embedder.config.hidden_size
 
     def _tokens(self, first: list[str], second: list[str] | None = None) -> dict[str, torch.Tensor]:
+        # The tokenizer is this classifier's own (`load_tokenizer` never shares one), and every
+        # call asks it for the same padding and truncation, so threads never change its state.
         encoded = self.tokenizer(
-            first, second, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
+            first, second, padding=True, padding_side="right", truncation=True, max_length=self.max_tokens, return_tensors="pt"
         )
         return {key: value.to(self.device) for key, value in encoded.items()}
 

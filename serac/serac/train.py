@@ -13,7 +13,7 @@ from pathlib import Path
 
 from serac.core.composed_config import method_config, training_records
 from serac.core.device import pick_device
-from serac.core.models import load_language_model
+from serac.core.models import check_model_name, load_language_model
 from serac.core.records import EditRecord
 from serac.core.train_config import TrainConfig
 from serac.core.training import load_trained_weights, train
@@ -63,18 +63,21 @@ def train_from_config(config: dict, output_dir: Path) -> Path:
 
 def train_serac(setup: SERACTraining, train_records: list[EditRecord], val_records: list[EditRecord], output_dir: Path, device=None) -> Path:
     output_dir = Path(output_dir)
-    device = pick_device(device)
     config = setup.config
+    # Everything that can be wrong with the settings fails here, before minutes of training.
+    classifier_run = _train_config(setup.classifier, output_dir / "scope_classifier", "cross_accuracy", "max", setup.seed)
+    counterfactual_run = _train_config(setup.counterfactual, output_dir / "counterfactual", "loss", "min", setup.seed)
+    for name in (config.classifier_backbone, config.counterfactual_model, config.model_name):
+        check_model_name(name)
+    device = pick_device(device)
 
     classifier = ScopeClassifier(config.classifier_backbone, config.max_classifier_tokens).to(device)
     train_pairs = scope_pairs(train_records, mine_hard_negatives(classifier, train_records, setup.hard_negatives_per_edit), setup.seed)
     val_pairs = scope_pairs(val_records, mine_hard_negatives(classifier, val_records, setup.hard_negatives_per_edit), setup.seed)
     log.info("scope classifier: %d training pairs, %d validation pairs", len(train_pairs), len(val_pairs))
-    classifier_run = _train_config(setup.classifier, output_dir / "scope_classifier", "cross_accuracy", "max", setup.seed)
     _train_and_keep_best(ScopeClassifierTraining(classifier), train_pairs, val_pairs, classifier_run)
 
     counterfactual = CounterfactualModel(load_language_model(config.counterfactual_model, device, config.prompt_format))
-    counterfactual_run = _train_config(setup.counterfactual, output_dir / "counterfactual", "loss", "min", setup.seed)
     _train_and_keep_best(
         CounterfactualTraining(counterfactual, setup.preference_weight), counterfactual_examples(train_records), counterfactual_examples(val_records), counterfactual_run
     )
@@ -92,7 +95,10 @@ def train_serac(setup: SERACTraining, train_records: list[EditRecord], val_recor
 
 def _train_config(fields: dict, output_dir: Path, metric: str, mode: str, seed: int) -> TrainConfig:
     defaults = {"early_stop_metric": metric, "early_stop_mode": mode, "seed": seed}
-    return TrainConfig(output_dir=str(output_dir), **{**defaults, **fields})
+    try:
+        return TrainConfig(output_dir=str(output_dir), **{**defaults, **fields})
+    except TypeError as error:  # an unknown setting
+        raise ValueError(f"training settings for {output_dir.name}: {error}") from None
 
 
 def _train_and_keep_best(algorithm, train_items, val_items, run: TrainConfig) -> None:
