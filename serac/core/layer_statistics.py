@@ -1,8 +1,8 @@
 """C = E[k kᵀ]: the uncentred second moment of the keys (inputs) of a linear layer over a text sample.
 
 ROME and MEMIT weigh their weight updates by C⁻¹ so that keys seen often in ordinary text are
-disturbed least. C is computed once per (model, layer, sample) with a progress bar, in float64,
-over every non-padding token of the sample, and cached on disk under
+disturbed least. C is computed once per (model, layer, sample) with a progress bar,
+over every non-padding token of the sample (each batch's sum in float32, the total in float64), and cached on disk under
 `serac.core.models.cache_dir() / "layer_stats"`. A cache file is written atomically (a temp file
 in the same folder, then `os.replace`) and carries the token count, the matrix shape and a
 SHA-256 of the matrix bytes; a file that fails any check (truncated, corrupt, other shape) is
@@ -70,7 +70,7 @@ def sample_texts(sample: TextSample) -> list[str]:
 
 
 def second_moments(
-    language_model: LanguageModel, module_names: Sequence[str], sample: TextSample, model_key: str, batch_size: int = 32
+    language_model: LanguageModel, module_names: Sequence[str], sample: TextSample, model_key: str, batch_size: int = 64
 ) -> dict[str, torch.Tensor]:
     """C (float32, [in, in]) of each named linear module, from the disk cache or computed (one pass for all missing)."""
     model = language_model.model
@@ -118,8 +118,8 @@ def _compute(language_model: LanguageModel, module_names: list[str], sample: Tex
             with nethook.Trace(model, module_names, retain_input=True, stop=True) as trace:
                 model(**inputs)
             for name in module_names:
-                keys = trace[name].input[mask].double().cpu()
-                sums[name] += keys.T @ keys
+                keys = trace[name].input[mask].float().cpu()
+                sums[name] += (keys.T @ keys).double()  # a batch's sum in float32 (fast), the total in float64
             added = int(mask.sum())
             count += added
             progress.update(added)
