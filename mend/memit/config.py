@@ -1,0 +1,27 @@
+"""Settings of MEMIT: the edited layer range and λ, plus the key-value settings shared with ROME."""
+
+from dataclasses import dataclass, field
+
+from serac.core.key_value_config import KeyValueConfig, check_layers, check_number
+
+
+@dataclass
+class MEMITConfig(KeyValueConfig):
+    """MEMIT (Meng et al., 2022b): the MLP output matrices of `layers` share each edit's change.
+
+    layers:      consecutive block indices, the range R (negative counts from the end); z is found
+                 at the output of the last one. Default: 5 consecutive early-middle blocks of
+                 SmolLM2-135M's 30, around ROME's measured layer (benchmarks/rome/README.md).
+    mom2_weight: λ in Δ = R Kᵀ (λC + K Kᵀ)⁻¹ (the paper's 1.5e4 for GPT-J, with C = E[k kᵀ]).
+    clamp_factor defaults to 0.75 as in the authors' MEMIT settings (z lives in the residual
+    stream, whose norm is large). Every other setting is documented on `KeyValueConfig`.
+    """
+
+    layers: list[int] = field(default_factory=lambda: [3, 4, 5, 6, 7])
+    mom2_weight: float = 1.5e4
+    clamp_factor: float = 0.75
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.layers = check_layers(self.layers, f"{type(self).__name__}.layers")
+        check_number(self.mom2_weight, f"{type(self).__name__}.mom2_weight", positive=True)
