@@ -14,7 +14,6 @@ this base keeps everything else:
   first use, always from the unedited weights, and reused.
 """
 
-import json
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -24,7 +23,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from serac.core import nethook
 from serac.core.composed_config import method_config
@@ -35,12 +33,10 @@ from serac.core.language_model import LanguageModel
 from serac.core.layer_statistics import second_moments
 from serac.core.models import load_language_model
 from serac.core.records import EditRequest
-from serac.core.saving import NotASavedEditorError, read_editor_config, write_atomically, write_editor_config
+from serac.core.saving import read_editor_config, write_editor_config
 from serac.core.subject_tokens import check_subject, last_subject_token
 from serac.core.text_checks import check_edits
-
-EDITS_FILE = "edits.json"
-DELTAS_FILE = "weight_deltas.safetensors"
+from serac.core.weight_deltas import check_saved_files, load_edits_and_deltas, save_edits_and_deltas, write_weights
 
 
 @dataclass(frozen=True)
@@ -194,11 +190,8 @@ class KeyValueEditor(WeightEditor, ABC):
         """Edited minus unedited value of every edited weight (a copy)."""
         return {name: delta.clone() for name, delta in self._deltas.items()}
 
-    @torch.no_grad()
     def _set_deltas(self, deltas: dict[str, torch.Tensor]) -> None:
-        for name, module in self.modules.items():
-            # Zero deltas write `unedited` itself: adding 0.0 would turn a -0.0 weight into +0.0.
-            module.weight.copy_(self.unedited[name] + deltas[name] if deltas[name].any() else self.unedited[name])
+        write_weights({name: module.weight for name, module in self.modules.items()}, self.unedited, deltas)
         self._deltas = deltas
 
     @contextmanager
@@ -215,24 +208,16 @@ class KeyValueEditor(WeightEditor, ABC):
     def save(self, path: str | Path) -> None:
         """`editor.json` (the config), `edits.json` (the edits, for `remove_edit`) and the weight deltas."""
         folder = write_editor_config(path, self.name, self.config)
-        edits = [{"id": key, **asdict(edit)} for key, edit in self._edits.items()]
-        write_atomically(folder / EDITS_FILE, lambda staging: staging.write_text(json.dumps(edits, indent=2)))
-        deltas = {name: delta.contiguous().cpu() for name, delta in self._deltas.items()}
-        write_atomically(folder / DELTAS_FILE, lambda staging: save_file(deltas, str(staging)))
+        save_edits_and_deltas(folder, [{"id": key, **asdict(edit)} for key, edit in self._edits.items()], self._deltas)
 
     @classmethod
     def load(cls, path: str | Path, device=None) -> "KeyValueEditor":
         config = read_editor_config(path, cls.name, cls.config_class)
-        folder = Path(path)
-        for file in (EDITS_FILE, DELTAS_FILE):
-            if not (folder / file).is_file():
-                raise NotASavedEditorError(f"{path} is not a complete saved {cls.name} editor: {file} is missing")
+        check_saved_files(path, cls.name)
         editor = cls.from_pretrained(config.model_name, config, device=device)
-        deltas = load_file(str(folder / DELTAS_FILE), device=str(editor.language_model.device))
-        if set(deltas) != set(editor.unedited) or any(deltas[n].shape != w.shape for n, w in editor.unedited.items()):
-            raise NotASavedEditorError(f"{path}: the saved weight deltas do not fit the matrices this config edits")
+        rows, deltas = load_edits_and_deltas(path, editor.unedited, editor.language_model.device)
         editor._set_deltas(deltas)
-        for row in json.loads((folder / EDITS_FILE).read_text()):
+        for row in rows:
             editor._edits[row["id"]] = AppliedEdit(row["prompt"], row["target"], row["subject"], row["batch_number"])
         editor._next_batch_number = _after_last_batch(editor._edits)
         return editor
