@@ -12,7 +12,10 @@ class MEMITConfig(KeyValueConfig):
     layers:      consecutive block indices, the range R (negative counts from the end); z is found
                  at the output of the last one. Default: 5 consecutive early-middle blocks of
                  SmolLM2-135M's 30, around ROME's measured layer (benchmarks/rome/README.md).
-    mom2_weight: λ in Δ = R Kᵀ (λC + K Kᵀ)⁻¹ (the paper's 1.5e4 for GPT-J, with C = E[k kᵀ]).
+    mom2_weight: λ in Δ = R Kᵀ (λC + K Kᵀ)⁻¹ (the paper's 1.5e4 for GPT-J, with C = E[k kᵀ]). For one
+                 edit the update is ROME's scaled by q/(λ + q), q = kᵀC⁻¹k, which is about the key width
+                 for a typical key: 16,384 on GPT-J but 1,536 on SmolLM2-135M, so the same λ damps edits
+                 here far more (benchmarks/rome/README.md compares 1.5e4 with 1.5e3).
     clamp_factor defaults to 0.75 as in the authors' MEMIT settings (z lives in the residual
     stream, whose norm is large). Every other setting is documented on `KeyValueConfig`.
     """

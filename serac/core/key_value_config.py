@@ -20,8 +20,10 @@ class KeyValueConfig:
     mlp_output_modules: module names (relative to a block) of the MLP output matrix, tried in order.
     num_prefixes:     N model-written prefixes (besides the bare prompt) over which k* is averaged and
                       z optimised. The papers use 20 (ROME) / 20 (MEMIT); the issue asks for 50.
-                      Cost on 2 CPU cores with SmolLM2-135M: each value step is one forward+backward
-                      of N+2 prompts, so an edit costs about steps x (N+2) short sequences.
+                      Cost with SmolLM2-135M on CPU: each value step is one forward+backward of N+2
+                      short prompts, so an edit costs about value_steps x (N+2) sequences; with N=4 and
+                      15 steps an edit took 12-90 s on a shared 2-core machine (benchmarks/rome), and
+                      N=50 makes each step about 9 times larger.
     prefix_length:    tokens per prefix (ROME: 5 and 10).
     prefix_seed:      seed of the prefix sampler (the same prefixes for every edit of a model).
     kl_prompts:       templates ("{}" = the subject) whose next-token distribution the KL term keeps.
