@@ -5,6 +5,8 @@
         --num-prefixes 4 --value-steps 15 --out benchmarks/rome/results/rome_counterfact.jsonl
     # one MEMIT batch of all the records (measured once, after the batch)
     .venv/bin/python benchmarks/rome/run_edits.py --alg memit --batch --records 500 ... --out ...memit.jsonl
+    # the unedited model's scores on the same records (the baseline every score is compared with)
+    .venv/bin/python benchmarks/rome/run_edits.py --unedited --records 500 --out benchmarks/rome/results/unedited_counterfact_val.jsonl
     # the table of what is done so far (a prefix of the records if a run was cut short; --first N: N rows)
     .venv/bin/python benchmarks/rome/run_edits.py --summarize benchmarks/rome/results/*.jsonl [--first N]
 
@@ -49,14 +51,16 @@ def run(args) -> None:
         return
     editor = build(args)
     started = time.perf_counter()
-    editor.second_moments()
-    editor.prefixes()
+    if not args.unedited:
+        editor.second_moments()
+        editor.prefixes()
     setup_seconds = time.perf_counter() - started
     groups = [todo] if args.batch else [[record] for record in todo]
     for group in groups:
         before = {r.source: editor.score(list(r.locality_prompts), list(r.locality_answers)) for r in group}
         started = time.perf_counter()
-        editor.add_edits(group)
+        if not args.unedited:
+            editor.add_edits(group)
         seconds = time.perf_counter() - started
         row = measure(editor, group, before)
         row.update(source=group[0].source if len(group) == 1 else f"batch of {len(group)}", edits=len(group),
@@ -70,7 +74,10 @@ def run(args) -> None:
 def summarize(files: list[Path], first: int | None = None) -> None:
     print("| run | edits | " + " | ".join(SHOWN) + " | s/edit |\n|" + "---|" * (len(SHOWN) + 3))
     for file in files:
-        rows = [json.loads(line) for line in file.read_text().splitlines()][:first]
+        rows = [json.loads(line) for line in file.read_text().splitlines()][:first] if file.exists() else []
+        if not rows:
+            print(f"| {file.stem} | 0 (no record finished) |")
+            continue
         edits = sum(row["edits"] for row in rows)
         cells = []
         for key in (*SHOWN, "seconds_per_edit"):
@@ -89,6 +96,7 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--records", type=int, default=500)
     parser.add_argument("--batch", action="store_true", help="MEMIT: all records in one batch")
+    parser.add_argument("--unedited", action="store_true", help="measure the unedited model (the scores' baseline)")
     parser.add_argument("--layers", type=int, nargs="+")
     parser.add_argument("--num-prefixes", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: no spinning on a shared machine)")

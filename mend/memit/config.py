@@ -10,8 +10,8 @@ class MEMITConfig(KeyValueConfig):
     """MEMIT (Meng et al., 2022b): the MLP output matrices of `layers` share each edit's change.
 
     layers:      consecutive block indices, the range R (negative counts from the end); z is found
-                 at the output of the last one. Default: 5 consecutive early-middle blocks of
-                 SmolLM2-135M's 30, around ROME's measured layer (benchmarks/rome/README.md).
+                 at the output of the last one. Default: 5 consecutive early blocks of SmolLM2-135M's
+                 30, from ROME's best layer in the sweep (3) up to 7 (benchmarks/rome/README.md).
     mom2_weight: λ in Δ = R Kᵀ (λC + K Kᵀ)⁻¹ (the paper's 1.5e4 for GPT-J, with C = E[k kᵀ]). For one
                  edit the update is ROME's scaled by q/(λ + q), q = kᵀC⁻¹k, which is about the key width
                  for a typical key: 16,384 on GPT-J but 1,536 on SmolLM2-135M, so the same λ damps edits
