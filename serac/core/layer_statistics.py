@@ -143,6 +143,7 @@ def _write(file: Path, moment: torch.Tensor, count: int) -> None:
     os.close(handle)
     try:
         save_file({"second_moment": moment}, staging, metadata=metadata)
+        os.chmod(staging, 0o644)  # mkstemp makes it private; the cache is shared like the model cache
         os.replace(staging, file)
     except BaseException:
         Path(staging).unlink(missing_ok=True)
