@@ -4,15 +4,11 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from serac.core.architectures import MLP_OUTPUT_PATTERN
 from serac.core.text_checks import check_text
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
-# The MLP output projection ("down" projection) of common architectures, by module name:
-# Llama/Mistral/Qwen, GPT-2, T5, GPT-J, OPT, Falcon/BLOOM. A lookup table, not a branch on the
-# model: an architecture missing here is handled by setting `parameter_pattern`.
-MLP_OUTPUT_MODULES = ("mlp.down_proj", "mlp.c_proj", "DenseReluDense.wo", "mlp.fc_out", "fc2", "mlp.dense_4h_to_h")
-MLP_OUTPUT_PATTERN = r"(^|\.)(" + "|".join(re.escape(name) for name in MLP_OUTPUT_MODULES) + r")\.weight$"
 ALL_PARAMETERS = "all"
 
 

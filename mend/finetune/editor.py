@@ -10,7 +10,6 @@ their original batches and order, which reproduces the weights as if the removed
 never been made (deterministic on one machine; costs one fine-tuning run per remaining batch).
 """
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from mend.finetune.config import FTConfig, FTKLConfig, FTLConfig
 from mend.finetune.fine_tune import fine_tune
@@ -29,16 +27,9 @@ from serac.core.editor import WeightEditor
 from serac.core.language_model import LanguageModel
 from serac.core.models import load_language_model
 from serac.core.records import EditRequest
-from serac.core.saving import (
-    NotASavedEditorError,
-    read_editor_config,
-    write_atomically,
-    write_editor_config,
-)
+from serac.core.saving import read_editor_config, write_editor_config
 from serac.core.text_checks import check_edits
-
-EDITS_FILE = "edits.json"
-DELTAS_FILE = "weight_deltas.safetensors"
+from serac.core.weight_deltas import check_saved_files, load_edits_and_deltas, save_edits_and_deltas, write_weights
 
 
 @dataclass(frozen=True)
@@ -152,11 +143,8 @@ class FTEditor(WeightEditor):
         """Edited minus unedited value of every trained weight (a copy)."""
         return {name: delta.clone() for name, delta in self._deltas.items()}
 
-    @torch.no_grad()
     def _set_deltas(self, deltas: dict[str, torch.Tensor]) -> None:
-        for name, parameter in self.trainable.items():
-            # Zero deltas write `unedited` itself: adding 0.0 would turn a -0.0 weight into +0.0.
-            parameter.copy_(self.unedited[name] + deltas[name] if deltas[name].any() else self.unedited[name])
+        write_weights(self.trainable, self.unedited, deltas)
         self._deltas = deltas
 
     # Persistence
@@ -164,24 +152,16 @@ class FTEditor(WeightEditor):
     def save(self, path: str | Path) -> None:
         """`editor.json` (the config), `edits.json` (the edits, for `remove_edit`) and the weight deltas."""
         folder = write_editor_config(path, self.name, self.config)
-        edits = [{"id": key, **asdict(edit)} for key, edit in self._edits.items()]
-        write_atomically(folder / EDITS_FILE, lambda staging: staging.write_text(json.dumps(edits, indent=2)))
-        deltas = {name: delta.contiguous().cpu() for name, delta in self._deltas.items()}
-        write_atomically(folder / DELTAS_FILE, lambda staging: save_file(deltas, str(staging)))
+        save_edits_and_deltas(folder, [{"id": key, **asdict(edit)} for key, edit in self._edits.items()], self._deltas)
 
     @classmethod
     def load(cls, path: str | Path, device=None) -> "FTEditor":
         config = read_editor_config(path, cls.name, cls.config_class)
         editor = cls.from_pretrained(config.model_name, config, device=device)
-        folder = Path(path)
-        for file in (EDITS_FILE, DELTAS_FILE):
-            if not (folder / file).is_file():
-                raise NotASavedEditorError(f"{path} is not a complete saved {cls.name} editor: {file} is missing")
-        deltas = load_file(str(folder / DELTAS_FILE), device=str(editor.language_model.device))
-        if set(deltas) != set(editor.trainable) or any(deltas[n].shape != w.shape for n, w in editor.unedited.items()):
-            raise NotASavedEditorError(f"{path}: the saved weight deltas do not fit the weights this config trains")
+        check_saved_files(path, cls.name)
+        rows, deltas = load_edits_and_deltas(path, editor.unedited, editor.language_model.device)
         editor._set_deltas(deltas)
-        for row in json.loads((folder / EDITS_FILE).read_text()):
+        for row in rows:
             editor._edits[row["id"]] = AppliedEdit(row["prompt"], row["target"], row["batch_number"])
         editor._next_batch_number = _after_last_batch(editor._edits)
         return editor

@@ -91,7 +91,38 @@ def measure(editor: Editor, records: Sequence[EditRecord], before: dict[str, lis
     if portability:
         row["portability"] = metrics.edit_success(portability)
     row.update(_latest_target_scores(editor, records, queries.select(after, "edit"), queries.select(after, "rephrase")))
+    if all(record.original_answer for record in records):
+        row.update(_preference_scores(editor, records, queries.select(after, "edit"), queries.select(after, "rephrase")))
     return row
+
+
+def _preference_scores(
+    editor: Editor, records: Sequence[EditRecord], edit_scores: list[TargetScore], rephrase_scores: list[TargetScore]
+) -> dict[str, float]:
+    """CounterFact's efficacy, paraphrase and neighbourhood scores (`metrics.preference_score`), from the
+    records' original answers; the neighbourhood compares the true object with the new target on the
+    locality prompts."""
+    prompts, targets = [], []
+    for record in records:
+        for prompt in (record.prompt, *record.rephrases):
+            prompts.append(prompt)
+            targets.append(record.original_answer)
+        for prompt in record.locality_prompts:
+            prompts.extend([prompt, prompt])
+            targets.extend([record.original_answer, record.target])
+    scores = iter(editor.score(prompts, targets))
+    true_on_edit, true_on_rephrase, true_on_neighbour, new_on_neighbour = [], [], [], []
+    for record in records:
+        true_on_edit.append(next(scores))
+        true_on_rephrase.extend(next(scores) for _ in record.rephrases)
+        for _ in record.locality_prompts:
+            true_on_neighbour.append(next(scores))
+            new_on_neighbour.append(next(scores))
+    return {
+        "efficacy_score": metrics.preference_score(edit_scores, true_on_edit),
+        "paraphrase_score": metrics.preference_score(rephrase_scores, true_on_rephrase),
+        "neighborhood_score": metrics.preference_score(true_on_neighbour, new_on_neighbour),
+    }
 
 
 def _latest_target_scores(

@@ -72,6 +72,12 @@ class LanguageModel:
             raise ValueError(f"target {target!r} tokenizes to nothing")
         return ids
 
+    def encode_prompt(self, prompt: str) -> tuple[str, list[int], list[tuple[int, int]]]:
+        """(formatted prompt, its token ids, each token's character span in it), as `batch` tokenizes it."""
+        text = self.format_prompt(prompt)
+        encoded = self.tokenizer(text, add_special_tokens=not self.prompt_format == "chat", return_offsets_mapping=True)
+        return text, encoded["input_ids"], [tuple(span) for span in encoded["offset_mapping"]]
+
     def _prompt_ids(self, prompt: str, budget: int) -> list[int]:
         ids = self.tokenizer(self.format_prompt(prompt), add_special_tokens=not self.prompt_format == "chat")["input_ids"]
         return ids[-budget:]  # keep the end of an over-long prompt: it sits next to the target

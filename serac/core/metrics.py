@@ -39,6 +39,17 @@ def accuracy_drop(before: Sequence[TargetScore], after: Sequence[TargetScore]) -
     return edit_success(before) - edit_success(after)
 
 
+def preference_score(preferred: Sequence[TargetScore], other: Sequence[TargetScore]) -> float:
+    """Fraction of pairs where `preferred` is more probable than `other` (mean token log-prob, as ROME's code).
+
+    CounterFact's scores (Meng et al., 2022a): efficacy = new target over true object on the edit
+    prompts, paraphrase = the same on rephrases, neighbourhood = true object over new target on
+    neighbour prompts.
+    """
+    _check_paired(preferred, other)
+    return _mean([float(p.mean_logprob > o.mean_logprob) for p, o in zip(preferred, other)])
+
+
 def perplexity(scores: Sequence[TargetScore]) -> float:
     """Token-level perplexity of the targets."""
     total = sum(score.logprobs.sum().item() for score in scores)

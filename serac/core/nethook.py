@@ -87,6 +87,18 @@ def weight_update(module: nn.Module, inputs: torch.Tensor, output_grads: torch.T
     return delta.T @ u if isinstance(module, nn.Linear) else u.T @ delta
 
 
+def in_weight_layout(module: nn.Module, update: torch.Tensor) -> torch.Tensor:
+    """An [out, in] matrix (as `y = update @ x`) laid out like `module.weight` (transposed for Conv1D)."""
+    in_features, out_features = linear_dims(module)
+    if tuple(update.shape) != (out_features, in_features):
+        raise ValueError(f"an update of shape {tuple(update.shape)} does not fit a layer [{out_features} out, {in_features} in]")
+    return update if isinstance(module, nn.Linear) else update.T
+
+
+class StopForward(Exception):
+    """Raised by a `Trace(stop=True)` hook to end a forward pass early; its `with` block swallows it."""
+
+
 @dataclass
 class LayerTrace:
     """What one traced module saw in the latest forward (and backward) pass."""
@@ -108,6 +120,9 @@ class Trace:
     module returns a tuple (transformer blocks do), its output is the first element, the
     hidden states. `edit_output(name, output)` may return a replacement output. Each new
     forward pass overwrites the record. Hooks are removed when the block exits.
+
+    `stop=True` ends the forward pass (raising `StopForward`, which the `with` block swallows)
+    once every traced module has run: reading an early layer then costs only the layers below it.
     """
 
     def __init__(
@@ -120,6 +135,7 @@ class Trace:
         retain_grad: bool = False,
         detach: bool = True,
         edit_output: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+        stop: bool = False,
     ):
         if isinstance(names, str):
             raise TypeError("names must be a list of module names, not a single string")
@@ -129,6 +145,8 @@ class Trace:
         self._retain_input, self._retain_output, self._retain_grad = retain_input, retain_output, retain_grad
         self._detach = detach
         self._edit_output = edit_output
+        self._stop = stop
+        self._seen: set[str] = set()
         modules = {name: get_module(model, name) for name in names}  # fail before any hook is placed
         self._handles = [
             module.register_forward_hook(self._hook(name), with_kwargs=True) for name, module in modules.items()
@@ -142,8 +160,9 @@ class Trace:
     def __enter__(self) -> "Trace":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, exc_type, exc_value, traceback) -> bool:
         self.close()
+        return exc_type is not None and issubclass(exc_type, StopForward)
 
     def close(self) -> None:
         for handle in self._handles:
@@ -173,6 +192,11 @@ class Trace:
                         "run under torch.enable_grad() with a parameter or input that requires grad"
                     )
                 hidden.register_hook(lambda grad: setattr(record, "output_grad", self._keep(grad)))
+            if self._stop:
+                self._seen.add(name)
+                if len(self._seen) == len(self._records):
+                    self._seen.clear()
+                    raise StopForward(name)
             if self._edit_output is None:
                 return None
             return (hidden, *output[1:]) if isinstance(output, tuple) else hidden

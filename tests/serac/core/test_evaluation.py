@@ -121,3 +121,26 @@ def test_an_edit_rewritten_by_a_later_edit_of_its_fact_is_also_scored_against_th
     assert row["edit_success"] == pytest.approx(2 / 3) and row["rephrase_success"] == pytest.approx(2 / 3)
     assert row["edit_success_latest"] == 1.0 and row["rephrase_success_latest"] == 1.0
     assert row["superseded"] == pytest.approx(1 / 3)
+
+
+class LogprobEditor(ExactPromptEditor):
+    """The edit's target gets log-prob 0 on its own prompt and on neighbour prompts; everything else -1."""
+
+    def score(self, prompts, targets):
+        edited = {target for _, target in self.edits.values()}
+        return [
+            TargetScore(torch.tensor([1]), torch.tensor([0.0 if target in edited else -1.0]), torch.tensor([1]))
+            for target in targets
+        ]
+
+
+def test_counterfact_scores_are_computed_only_when_records_carry_the_true_object():
+    with_truth = [
+        EditRecord(prompt="p?", target="new", rephrases=("r?",), locality_prompts=("n?",), locality_answers=("old",),
+                   original_answer="old", source="#0")
+    ]
+    row = evaluate(LogprobEditor(), with_truth, EvalConfig(protocol="single"))[0]
+    assert row["efficacy_score"] == 1.0 and row["paraphrase_score"] == 1.0
+    assert row["neighborhood_score"] == 0.0  # the new object now wins on the neighbour prompt too
+    row = evaluate(LogprobEditor(), records(2), EvalConfig(protocol="single"))[0]
+    assert "efficacy_score" not in row

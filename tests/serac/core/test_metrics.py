@@ -57,3 +57,13 @@ def test_kl_divergence_matches_hand_computation():
 def test_paired_metrics_reject_lists_of_different_length():
     with pytest.raises(ValueError, match="differ in length"):
         metrics.drawdown([score([1], [1], [0])], [])
+
+
+def test_preference_score_compares_mean_token_logprobs_pairwise():
+    def scored(*logprobs):
+        ids = torch.zeros(len(logprobs), dtype=torch.long)
+        return TargetScore(ids, torch.tensor(logprobs), ids)
+
+    preferred = [scored(-1.0, -3.0), scored(-5.0), scored(-2.0)]
+    other = [scored(-2.5), scored(-1.0, -1.0), scored(-2.0)]  # mean -2 vs -2.5 wins; ties lose
+    assert metrics.preference_score(preferred, other) == pytest.approx(1 / 3)

@@ -1,0 +1,71 @@
+"""The MEMIT editor: a batch of edits spread over the MLP output matrices of a range of layers.
+
+Per batch (steps in `serac.core`): for each edit its prompts and subject tokens, and z_i = the
+output of the last block of the range at the subject's last token that makes the model say the
+target (`edit_values`, started from that block's mean output h_i^L). Then for each layer l of the
+range, bottom up, with the weights the lower layers' updates left: the keys K (`edit_keys`, the
+mean MLP-output-matrix input at the subject token over the prefixed prompts), the current h_i^L,
+r_i = (z_i − h_i^L)/(L − l + 1) and Δ_l = R Kᵀ (λC + K Kᵀ)⁻¹ (`compute_multi_layer_update`).
+
+Batched: one `add_edits` call is one MEMIT batch (thousands at once work: the solve is
+[in, in]); sequential editing is one call per edit. The z_i are optimised one edit at a time.
+`remove_edit` is exact by reset + replay (see `serac.core.key_value_editor`). Departures from the
+paper are those of ROME's value step (see `mend.rome.editor`'s docstring, shared core steps).
+"""
+
+from typing import ClassVar
+
+import torch
+
+from mend.memit.compute_multi_layer_update import layer_residuals, multi_layer_update
+from mend.memit.config import MEMITConfig
+from serac.core.architectures import block_name, mlp_output_name
+from serac.core.edit_keys import activations_at
+from serac.core.edit_values import optimise_value
+from serac.core.key_value_editor import EditContext, KeyValueEditor
+
+
+class MEMITEditor(KeyValueEditor):
+    """Mass-Editing Memory in a Transformer on the shared editor interface; edits need a subject."""
+
+    name: ClassVar[str] = "memit"
+    config_class: ClassVar[type[MEMITConfig]] = MEMITConfig
+
+    def edited_module_names(self) -> list[str]:
+        model, config = self.language_model.model, self.config
+        modules = tuple(config.mlp_output_modules)
+        return [mlp_output_name(model, layer, config.stack, modules) for layer in self._layer_indices()]
+
+    def _layer_indices(self) -> list[int]:
+        """The range's block indices, non-negative and ascending (out-of-range ones raise here)."""
+        model, config = self.language_model.model, self.config
+        return sorted(int(block_name(model, layer, config.stack).rsplit(".", 1)[1]) for layer in config.layers)
+
+    def _top_block(self) -> str:
+        return block_name(self.language_model.model, self._layer_indices()[-1], self.config.stack)
+
+    def _mean_at_subject(self, module_name: str, edits: list[EditContext], read: str) -> torch.Tensor:
+        """[n, dim]: each edit's mean activation at its subject token over its prompts."""
+        prompts = [prompt for edit in edits for prompt in edit.prompts]
+        targets = [edit.request.target for edit in edits for _ in edit.prompts]
+        positions = [position for edit in edits for position in edit.positions]
+        values = activations_at(self.language_model, module_name, prompts, targets, positions, read=read)
+        return torch.stack([chunk.mean(dim=0) for chunk in values.split([len(edit.prompts) for edit in edits])])
+
+    def compute_updates(self, edits: list[EditContext]) -> None:
+        top = self._top_block()
+        second_moments = self.second_moments()
+        initial = self._mean_at_subject(top, edits, read="output")
+        targets = torch.stack([
+            optimise_value(
+                self.language_model, top, edit.prompts, edit.positions, edit.request.target,
+                edit.kl_prompts, edit.kl_positions, start, self.config.value_settings(),
+            )
+            for edit, start in zip(edits, initial)
+        ])
+        names = list(self.modules)
+        for index, name in enumerate(names):
+            keys = self._mean_at_subject(name, edits, read="input")
+            current = self._mean_at_subject(top, edits, read="output")
+            residuals = layer_residuals(targets, current, len(names) - index)
+            self.add_update(name, multi_layer_update(keys, residuals, second_moments[name], self.config.mom2_weight))

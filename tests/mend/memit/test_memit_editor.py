@@ -1,0 +1,82 @@
+"""MEMIT: one edit on one layer is ROME's solve; batches spread over the layers; reset, save/load, registry."""
+
+import pytest
+import torch
+from key_value_fixtures import FACTS, cheap_settings, write_tiny_data
+
+from mend.memit import MEMITConfig, MEMITEditor
+from mend.memit.compute_multi_layer_update import layer_residuals, multi_layer_update
+from mend.rome.compute_rank_one_update import rank_one_update
+from serac.core.registry import editor_class
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("SERAC_CACHE", str(tmp_path / "cache"))
+    return cheap_settings(write_tiny_data(tmp_path / "data"))
+
+
+def _problem(d_in=12, d_out=8, edits=1, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    samples = torch.randn(10 * d_in, d_in, generator=generator)
+    second_moment = (samples.T @ samples / len(samples)).double()
+    weight = torch.randn(d_out, d_in, generator=generator).double()
+    keys = torch.randn(edits, d_in, generator=generator).double()
+    values = torch.randn(edits, d_out, generator=generator).double()
+    return second_moment, weight, keys, values
+
+
+def test_one_edit_on_one_layer_is_romes_update_scaled_by_the_sherman_morrison_factor():
+    second_moment, weight, keys, values = _problem()
+    key, value = keys[0], values[0]
+    rome = rank_one_update(key, value, weight @ key, second_moment)
+    residual = layer_residuals(values, (weight @ key).unsqueeze(0), layers_left=1)
+    for weight_of_c in (1.0, 1.5e4):
+        memit = multi_layer_update(keys, residual, second_moment, weight_of_c)
+        quadratic = key @ torch.linalg.solve(second_moment, key)  # kᵀC⁻¹k
+        assert torch.allclose(memit, rome * quadratic / (weight_of_c + quadratic), rtol=1e-8, atol=1e-10)
+    # λ → 0: MEMIT's solve is ROME's
+    assert torch.allclose(multi_layer_update(keys, residual, second_moment, 1e-6), rome, rtol=1e-4, atol=1e-6)
+
+
+def test_a_batch_update_is_the_least_squares_solution():
+    second_moment, weight, keys, values = _problem(edits=5)
+    residuals = values - keys @ weight.T
+    weight_of_c = 2.0
+    update = multi_layer_update(keys, residuals, second_moment, weight_of_c)
+    # stationarity of ‖(W+Δ)K − V‖² + λ tr(Δ C Δᵀ): Δ(λC + KKᵀ) = R Kᵀ
+    assert torch.allclose(update @ (weight_of_c * second_moment + keys.T @ keys), residuals.T @ keys, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-gpt2"])
+def test_a_batch_edits_every_layer_of_the_range_and_reset_is_bit_exact(tiny_lm, settings, name):
+    editor = MEMITEditor(tiny_lm(name), MEMITConfig(model_name=name, layers=[0, 1], **settings))
+    before = {k: v.clone() for k, v in editor.language_model.model.state_dict().items()}
+    ids = editor.add_edits([(prompt, new, subject) for prompt, subject, _, new in FACTS])
+    assert len(set(ids)) == len(FACTS) and editor.edit_ids() == ids
+    assert all(delta.any() for delta in editor.weight_deltas().values()) and len(editor.modules) == 2
+    editor.reset()
+    assert all(torch.equal(before[k], v) for k, v in editor.language_model.model.state_dict().items())
+
+
+def test_save_load_round_trip_remove_and_subject_errors(tiny_lm, settings, tmp_path):
+    editor = MEMITEditor(tiny_lm("tiny-llama"), MEMITConfig(model_name="tiny-llama", layers=[1, 0], **settings))
+    assert list(editor.modules) == ["model.layers.0.mlp.down_proj", "model.layers.1.mlp.down_proj"]
+    first = editor.add_edits([(p, new, s) for p, s, _, new in FACTS[:2]])
+    editor.add_edit(FACTS[2][0], FACTS[2][3], FACTS[2][1])
+    editor.save(tmp_path / "saved")
+    loaded = MEMITEditor.load(tmp_path / "saved")
+    assert loaded.edit_ids() == editor.edit_ids()
+    assert all(torch.equal(loaded.weight_deltas()[n], d) for n, d in editor.weight_deltas().items())
+    editor.remove_edit(first[0])
+    assert len(editor.edit_ids()) == 2
+    with pytest.raises(ValueError, match=r"edit 0 .*does not occur"):
+        editor.add_edit("Who wrote Hamlet?", "Paris", "Cairo")
+
+
+def test_registered_and_the_layer_range_is_validated():
+    assert editor_class("memit") is MEMITEditor
+    with pytest.raises(ValueError, match="distinct"):
+        MEMITConfig(layers=[3, 3])
+    with pytest.raises(ValueError, match="mom2_weight"):
+        MEMITConfig(mom2_weight=0)
