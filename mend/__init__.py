@@ -4,8 +4,8 @@
 """
 
 from mend.finetune import FTConfig, FTEditor, FTKLConfig, FTKLEditor, FTLConfig, FTLEditor
-from mend.mend import MENDConfig, MENDEditor
 from mend.memit import MEMITConfig, MEMITEditor
+from mend.mend import MENDConfig, MENDEditor
 from mend.rome import ROMEConfig, ROMEEditor
 
 __all__ = [

@@ -1,8 +1,8 @@
 """SERAC's configuration: every setting is checked when the config is built, by `configure`
 and when a saved editor is loaded, against the limits in `serac.core.setting_checks`."""
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 from typing import ClassVar
 
 from index import INDEX_KINDS

@@ -6,7 +6,14 @@ import shutil
 
 import pytest
 
-from index import EditMemory, EditNotFoundError, InvalidEditError, MemoryInUseError, NotAnEditMemoryError, memory_folder_locked
+from index import (
+    EditMemory,
+    EditNotFoundError,
+    InvalidEditError,
+    MemoryInUseError,
+    NotAnEditMemoryError,
+    memory_folder_locked,
+)
 
 
 def test_a_missing_store_beside_a_full_index_is_refused_and_the_index_survives(open_memory, memory_path, unit_vectors, add_numbered):
