@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass, field
 
 from serac.core.architectures import MLP_OUTPUT_PATTERN
+from serac.core.setting_checks import check_base_model
 from serac.core.text_checks import check_text
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -48,9 +49,7 @@ class FTConfig:
 
     def __post_init__(self) -> None:
         kind = type(self).__name__
-        check_text(self.model_name, f"{kind}.model_name")
-        if self.prompt_format not in ("plain", "chat"):
-            raise ValueError(f"{kind}.prompt_format must be 'plain' or 'chat', got {self.prompt_format!r}")
+        check_base_model(self)
         if not isinstance(self.parameter_pattern, str) or not self.parameter_pattern:
             raise ValueError(f"{kind}.parameter_pattern must be a non-empty regex or 'all', got {self.parameter_pattern!r}")
         try:

@@ -3,6 +3,7 @@
 import re
 from dataclasses import dataclass, field
 
+from serac.core.setting_checks import check_base_model
 from serac.core.text_checks import check_text
 
 # Containers of the MLP's matrices in common architectures, by module name: `mlp` (Llama,
@@ -50,9 +51,7 @@ class MENDConfig:
     max_new_tokens: int = 20
 
     def __post_init__(self) -> None:
-        check_text(self.model_name, "MENDConfig.model_name")
-        if self.prompt_format not in ("plain", "chat"):
-            raise ValueError(f"MENDConfig.prompt_format must be 'plain' or 'chat', got {self.prompt_format!r}")
+        check_base_model(self)
         if self.edit_modules is not None:
             if isinstance(self.edit_modules, (str, bytes)) or not isinstance(self.edit_modules, (list, tuple)):
                 raise ValueError(f"MENDConfig.edit_modules must be a list of module names or None, got {self.edit_modules!r}")

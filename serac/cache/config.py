@@ -3,8 +3,13 @@
 import math
 from dataclasses import dataclass
 
-from serac.core.setting_checks import MAX_BATCH_SIZE, MAX_NEW_TOKENS, check_choice, check_int, check_real
-from serac.core.text_checks import check_text
+from serac.core.setting_checks import (
+    MAX_BATCH_SIZE,
+    MAX_NEW_TOKENS,
+    check_base_model,
+    check_int,
+    check_real,
+)
 
 
 @dataclass
@@ -32,8 +37,7 @@ class CacheConfig:
     max_new_tokens: int = 20
 
     def __post_init__(self) -> None:
-        check_text(self.model_name, "CacheConfig.model_name")
-        check_choice(self.prompt_format, "CacheConfig.prompt_format", ("plain", "chat"))
+        check_base_model(self)
         self.epsilon = check_real(self.epsilon, "CacheConfig.epsilon (a distance)", 0.0, math.inf)
         if self.calibrated_epsilon is not None:
             self.calibrated_epsilon = check_real(self.calibrated_epsilon, "CacheConfig.calibrated_epsilon (a distance)", 0.0, math.inf)

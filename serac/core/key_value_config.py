@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from serac.core.architectures import MLP_OUTPUT_MODULES
 from serac.core.edit_values import ValueSettings
 from serac.core.layer_statistics import SAMPLES, TextSample
+from serac.core.setting_checks import check_base_model
 from serac.core.text_checks import check_text
 
 
@@ -55,9 +56,7 @@ class KeyValueConfig:
 
     def __post_init__(self) -> None:
         kind = type(self).__name__
-        check_text(self.model_name, f"{kind}.model_name")
-        if self.prompt_format not in ("plain", "chat"):
-            raise ValueError(f"{kind}.prompt_format must be 'plain' or 'chat', got {self.prompt_format!r}")
+        check_base_model(self)
         for name, low in (("stack", 0), ("num_prefixes", 0), ("prefix_length", 1), ("prefix_seed", 0), ("value_steps", 1),
                           ("stats_tokens", 1), ("max_new_tokens", 1)):
             _check_int(getattr(self, name), low, f"{kind}.{name}")

@@ -6,12 +6,15 @@ import math
 from collections.abc import Collection
 from typing import Any
 
+from index.validation import check_text
+
 # Limits of the settings that size work or memory; beyond them a call would run for
 # minutes or exhaust memory (e.g. `top_k=10**8` makes FAISS allocate terabytes).
 MAX_NEW_TOKENS = 512  # an answer's length; the models' context is 512 tokens too
 MAX_TOP_K = 1000  # candidate edits re-scored per query
 MAX_CLASSIFIER_TOKENS = 512  # MiniLM's (and BERT's) position embeddings
 MAX_BATCH_SIZE = 4096
+PROMPT_FORMATS = ("plain", "chat")
 
 
 def check_int(value: Any, what: str, low: int, high: int | None = None) -> int:
@@ -46,6 +49,15 @@ def check_name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{what} must be a non-empty string, got {value!r}")
     return value
+
+
+def check_base_model(config) -> None:
+    """The two settings every method config has: `model_name` (a usable text) and
+    `prompt_format` ("plain" or "chat", see `LanguageModel`)."""
+    kind = type(config).__name__
+    check_text(config.model_name, f"{kind}.model_name")
+    if config.prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"{kind}.prompt_format must be 'plain' or 'chat', got {config.prompt_format!r}")
 
 
 def replace_settings(config, changes: dict[str, Any], fixed: Collection[str]):

@@ -48,3 +48,15 @@ def test_language_models_load_on_the_device_chosen_at_run_time(monkeypatch):
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert load_language_model("tiny-llama").device.type == expected
     assert load_language_model("tiny-llama", "cpu", "chat").prompt_format == "chat"
+
+
+@pytest.mark.parametrize("config_name", ["CacheConfig", "MENDConfig", "FTConfig", "FTKLConfig", "FTLConfig", "ROMEConfig", "MEMITConfig"])
+def test_every_method_config_checks_its_base_model_and_prompt_format_alike(config_name):
+    import mend
+    import serac
+
+    config_class = getattr(serac, config_name, None) or getattr(mend, config_name)
+    with pytest.raises(ValueError, match=rf"{config_name}.prompt_format must be 'plain' or 'chat', got 'html'"):
+        config_class(prompt_format="html")
+    with pytest.raises(ValueError, match="model_name must not be empty"):
+        config_class(model_name=" ")
