@@ -27,12 +27,14 @@ from serac.core.language_model import IGNORE, LanguageModel, target_token_logpro
 
 @dataclass(frozen=True)
 class ValueSettings:
-    steps: int = 20
-    lr: float = 0.5
-    weight_decay: float = 1.5e-3
-    clamp_factor: float = 4.0
-    kl_weight: float = 0.0625
-    early_stop_nll: float = 5e-2
+    """The value optimisation's settings; their defaults and documentation live in `KeyValueConfig`."""
+
+    steps: int
+    lr: float
+    weight_decay: float
+    clamp_factor: float
+    kl_weight: float
+    early_stop_nll: float
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from serac.core.architectures import MLP_OUTPUT_MODULES
 from serac.core.edit_values import ValueSettings
 from serac.core.layer_statistics import SAMPLES, TextSample
-from serac.core.setting_checks import check_base_model
+from serac.core.setting_checks import check_base_model, check_int
 from serac.core.text_checks import check_text
 
 
@@ -59,7 +59,7 @@ class KeyValueConfig:
         check_base_model(self)
         for name, low in (("stack", 0), ("num_prefixes", 0), ("prefix_length", 1), ("prefix_seed", 0), ("value_steps", 1),
                           ("stats_tokens", 1), ("max_new_tokens", 1)):
-            _check_int(getattr(self, name), low, f"{kind}.{name}")
+            check_int(getattr(self, name), f"{kind}.{name}", low)
         for name in ("value_lr", "clamp_factor", "early_stop_nll"):
             _check_number(getattr(self, name), f"{kind}.{name}", positive=True)
         for name in ("weight_decay", "kl_weight"):
@@ -79,11 +79,6 @@ class KeyValueConfig:
 
     def text_sample(self) -> TextSample:
         return TextSample(self.stats_sample, self.stats_tokens, self.data_dir)
-
-
-def _check_int(value, low: int, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{what} must be an int >= {low}, got {value!r}")
 
 
 def _check_number(value, what: str, positive: bool) -> None:
