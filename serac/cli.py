@@ -65,6 +65,7 @@ def evaluate_main(config: DictConfig) -> None:
         batch_size=config.batch_size,
         checkpoints=tuple(config.checkpoints),
         max_records=config.max_records,
+        answer_locality=config.answer_locality,
     )
     editor = _editor(config)
     records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 METRICS = (
     "edit_success", "rephrase_success", "edit_success_latest", "rephrase_success_latest",
-    "drawdown", "locality_accuracy_drop", "portability", "seconds_per_edit",
+    "drawdown", "locality_accuracy_drop", "locality_answer_f1_before", "locality_answer_f1_after",
+    "locality_answer_changed", "portability", "seconds_per_edit",
 )
 PLOT_FILE = "comparison.png"
 
@@ -58,6 +59,7 @@ class CompareConfig:
     checkpoints: tuple[int, ...] = (1, 10, 100, 500)  # sequential: T, the edits made when measured (and all)
     batch_size: int = 10  # edits per step in the batch protocol
     max_records: int | None = None
+    answer_locality: bool = True  # see EvalConfig
 
     def __post_init__(self):
         unknown = [protocol for protocol in self.protocols if protocol not in PROTOCOLS]
@@ -85,7 +87,7 @@ def compare(
                     variant_settings[name] = settings
                 for protocol in config.protocols:
                     log.info("evaluating %s, %s protocol", name, protocol)
-                    eval_config = EvalConfig(protocol, config.batch_size, tuple(config.checkpoints), config.max_records)
+                    eval_config = EvalConfig(protocol, config.batch_size, tuple(config.checkpoints), config.max_records, config.answer_locality)
                     rows.extend(table_row(name, row) for row in evaluate(editor, records, eval_config))
         finally:
             if callable(getattr(editor, "close", None)):
@@ -159,6 +161,7 @@ def run_comparison(config: dict) -> Path:
         tuple(config["checkpoints"]),
         config.get("batch_size", 10),
         config.get("max_records"),
+        config.get("answer_locality", True),
     )
     records = load_records(experiment["dataset"], experiment["eval_split"], config.get("data_dir"))
     records = records[: compare_config.max_records] if compare_config.max_records else records

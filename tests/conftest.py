@@ -18,9 +18,10 @@ def tiny_models_on_one_cpu_thread(monkeypatch):
 
 @pytest.fixture
 def tiny_lm():
-    """A fresh tiny language model (editors write its weights) by name."""
+    """A fresh tiny language model (editors write its weights) by name, given plain text as the
+    tiny model configs say (the tiny tokenizer's chat template would otherwise be picked)."""
 
     def build(name: str) -> LanguageModel:
-        return load_language_model(name, "cpu")
+        return load_language_model(name, "cpu", "plain")
 
     return build

@@ -24,7 +24,7 @@ import torch
 from mend.memit import MEMITConfig, MEMITEditor
 from mend.rome import ROMEConfig, ROMEEditor
 from serac.core.data import load_records
-from serac.core.evaluation import measure
+from serac.core.evaluation import Unedited, measure
 from serac.core.models import load_language_model
 
 SHOWN = ("efficacy_score", "paraphrase_score", "neighborhood_score", "edit_success", "rephrase_success",
@@ -57,7 +57,7 @@ def run(args) -> None:
     setup_seconds = time.perf_counter() - started
     groups = [todo] if args.batch else [[record] for record in todo]
     for group in groups:
-        before = {r.source: editor.score(list(r.locality_prompts), list(r.locality_answers)) for r in group}
+        before = Unedited.of(editor, group, with_answers=False)
         started = time.perf_counter()
         if not args.unedited:
             editor.add_edits(group)

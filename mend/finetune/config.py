@@ -19,7 +19,7 @@ class FTConfig:
 
     model_name:        the base model (a name `serac.core.models.load_model` resolves); saved
                        so `load` can rebuild the editor.
-    prompt_format:     "plain" or "chat" (see `LanguageModel`).
+    prompt_format:     "auto", "plain" or "chat" (see `resolve_prompt_format`).
     parameter_pattern: regex searched in parameter names to choose what is trained; the default
                        picks the MLP output projections; "all" picks every parameter.
     layers:            indices into the model's layer stack (negative counts from the end; an
@@ -35,7 +35,7 @@ class FTConfig:
     """
 
     model_name: str = "smollm2-135m"
-    prompt_format: str = "plain"
+    prompt_format: str = "auto"
     parameter_pattern: str = MLP_OUTPUT_PATTERN
     layers: list[int] | None = field(default_factory=lambda: [-2])
     steps: int = 25

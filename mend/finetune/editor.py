@@ -22,6 +22,7 @@ from serac.core.delta_editor import DeltaEditor
 from serac.core.language_model import LanguageModel
 from serac.core.models import load_language_model
 from serac.core.records import EditRequest
+from serac.core.setting_checks import settle_prompt_format
 
 
 class FTEditor(DeltaEditor):
@@ -44,7 +45,7 @@ class FTEditor(DeltaEditor):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
         if locality_prompts is not None:
             config = replace(config, locality_prompts=list(locality_prompts))
-        self.config = config
+        self.config = settle_prompt_format(config, language_model)
         self.language_model = language_model
         language_model.model.eval()  # dropout would make an edit, and its replay by remove_edit, irreproducible
         self.trainable = select_trainable_parameters(language_model.model, config.parameter_pattern, config.layers)

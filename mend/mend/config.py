@@ -20,7 +20,7 @@ class MENDConfig:
 
     model_name:     the base model (a name `serac.core.models.load_model` resolves); saved so
                     `load` can rebuild the editor.
-    prompt_format:  "plain" or "chat" (see `LanguageModel`).
+    prompt_format:  "auto", "plain" or "chat" (see `resolve_prompt_format`).
     edit_modules:   names of the edited linear layers (nn.Linear or GPT-2 Conv1D). None picks
                     the layers matching `module_pattern` in blocks `layers` of every layer
                     stack; the editor stores the names it picked, so a saved editor is stable.
@@ -39,7 +39,7 @@ class MENDConfig:
     """
 
     model_name: str = "smollm2-135m"
-    prompt_format: str = "plain"
+    prompt_format: str = "auto"
     edit_modules: list[str] | None = None
     module_pattern: str = MLP_MODULE_PATTERN
     layers: list[int] = field(default_factory=lambda: [-3, -2, -1])

@@ -43,6 +43,7 @@ from serac.core.saving import (
     write_atomically,
     write_editor_config,
 )
+from serac.core.setting_checks import settle_prompt_format
 from serac.core.text_checks import check_edits
 
 NETWORKS_FILE = "editor_networks.safetensors"
@@ -71,7 +72,8 @@ class MENDEditor(WeightEditor):
         if transform.module_names != module_names:
             raise ValueError(f"the editor networks edit {transform.module_names}, the config {module_names}")
         model.requires_grad_(False)
-        self.config = replace(config, edit_modules=module_names)  # saved: a reloaded editor edits the same layers
+        # saved: a reloaded editor edits the same layers, prompted the same way
+        self.config = replace(settle_prompt_format(config, language_model), edit_modules=module_names)
         self.language_model = language_model
         self.transform = transform.to(language_model.device).eval()
         self._weights = {name: nethook.get_module(model, name).weight for name in module_names}

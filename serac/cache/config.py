@@ -18,7 +18,7 @@ class CacheConfig:
 
     model_name:         the base model (a name `serac.core.models.load_model` resolves); saved so
                         `load` can rebuild the editor.
-    prompt_format:      "plain" or "chat" (see `LanguageModel`); the keys are computed on the
+    prompt_format:      "auto", "plain" or "chat" (see `resolve_prompt_format`); the keys are computed on the
                         formatted prompt.
     epsilon:            a query whose key lies within this Euclidean distance of a cached key is
                         answered with that edit's target. Distances depend on the model's scale:
@@ -30,7 +30,7 @@ class CacheConfig:
     """
 
     model_name: str = "smollm2-135m"
-    prompt_format: str = "plain"
+    prompt_format: str = "auto"
     epsilon: float = 1.0
     calibrated_epsilon: float | None = None
     batch_size: int = 32

@@ -37,7 +37,7 @@ from serac.core.memory_editor import MEMORY_FOLDER, MemoryEditor, by_route
 from serac.core.models import load_language_model
 from serac.core.records import EditRequest
 from serac.core.saving import check_saved_files, read_editor_config
-from serac.core.setting_checks import replace_settings
+from serac.core.setting_checks import replace_settings, settle_prompt_format
 from serac.core.text_checks import answer_length, check_edits, check_pairs, check_texts
 
 MEMORY_CONFIG = MemoryConfig(index_kind="flat_l2")
@@ -71,7 +71,7 @@ class CacheEditor(MemoryEditor):
         memory_path: str | Path | None = None,
         initial_memory: str | Path | None = None,
     ):
-        self.config = config if config is not None else CacheConfig()
+        self.config = settle_prompt_format(config if config is not None else CacheConfig(), language_model)
         self.language_model = language_model
         language_model.model.eval()
         key_space = key_space_name(language_model, self.config.model_name)

@@ -34,5 +34,5 @@ def method_config(config_class: type, config: dict, section: str):
     unknown = set(settings) - known
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)} in alg.{section}; {config_class.__name__} has {sorted(known)}")
-    settings.update(model_name=config["model"]["name"], prompt_format=config["model"].get("prompt_format", "plain"))
+    settings.update(model_name=config["model"]["name"], prompt_format=config["model"].get("prompt_format", "auto"))
     return config_class(**settings)

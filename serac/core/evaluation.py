@@ -6,6 +6,10 @@
   are measured on every edit made so far.
 
 Out-of-scope outputs are compared with the unedited editor's, scored once before any edit.
+Locality is reported two ways: whether the teacher-forced argmax on the gold answer changed
+(`drawdown`, any token), and, from generated answers, the model's own exact match and token F1
+against the gold answers before and after the edits, with the share of answers that changed
+(`locality_answer_*`), so a table shows that the base model answers something.
 
 Some datasets edit one fact several times with different targets (zsRE dev: 116 of its 537
 edits are rewritten by a later one). No editor can give both targets for one question, so
@@ -24,7 +28,7 @@ from serac.core import metrics
 from serac.core.editor import Editor
 from serac.core.language_model import TargetScore
 from serac.core.records import EditRecord
-from serac.core.setting_checks import check_choice, check_int
+from serac.core.setting_checks import check_bool, check_choice, check_int
 
 PROTOCOLS = ("single", "batch", "sequential")
 
@@ -35,9 +39,11 @@ class EvalConfig:
     batch_size: int = 10  # edits per step in the batch protocol
     checkpoints: tuple[int, ...] = (1, 10, 100)  # sequential: measure after this many edits (and after all)
     max_records: int | None = None
+    answer_locality: bool = True  # also generate answers to the locality prompts (the `locality_answer_*` metrics)
 
     def __post_init__(self):
         check_choice(self.protocol, "protocol", PROTOCOLS)
+        check_bool(self.answer_locality, "answer_locality")
         check_int(self.batch_size, "batch_size", 1)
         if isinstance(self.checkpoints, (str, bytes)) or not hasattr(self.checkpoints, "__iter__"):
             raise ValueError(f"checkpoints must be a list of edit counts, got {self.checkpoints!r}")
@@ -74,11 +80,37 @@ class _Queries:
         return [score for score, k in zip(scores, self.kinds) if k == kind]
 
 
-def measure(editor: Editor, records: Sequence[EditRecord], before: dict[str, list[TargetScore]]) -> dict[str, float]:
-    """Metrics of the editor's current state on `records`; `before` holds unedited scores by record source."""
+@dataclass
+class Unedited:
+    """The unedited editor on the records' locality prompts, by record source: its teacher-forced
+    scores of the gold answers and, if asked for, its generated answers."""
+
+    scores: dict[str, list[TargetScore]]
+    answers: dict[str, list[str]] | None = None
+
+    @classmethod
+    def of(cls, editor: Editor, records: Sequence[EditRecord], with_answers: bool) -> "Unedited":
+        prompts = [prompt for record in records for prompt in record.locality_prompts]
+        golds = [answer for record in records for answer in record.locality_answers]
+        scores = _by_record(records, editor.score(prompts, golds) if prompts else [])
+        answers = _by_record(records, _answers(editor, prompts)) if with_answers else None
+        return cls(scores, answers)
+
+
+def _by_record(records: Sequence[EditRecord], flat: list) -> dict[str, list]:
+    values = iter(flat)
+    return {record.source: [next(values) for _ in record.locality_prompts] for record in records}
+
+
+def _answers(editor: Editor, prompts: list[str]) -> list[str]:
+    return [result.text for result in editor.query_batch(prompts)] if prompts else []
+
+
+def measure(editor: Editor, records: Sequence[EditRecord], before: Unedited) -> dict[str, float]:
+    """Metrics of the editor's current state on `records`, against the unedited editor's `before`."""
     queries = _Queries.of(records)
     after = editor.score(queries.prompts, queries.targets)
-    locality_before = [score for record in records for score in before[record.source]]
+    locality_before = [score for record in records for score in before.scores[record.source]]
     locality_after = queries.select(after, "locality")
     row = {
         "edit_success": metrics.edit_success(queries.select(after, "edit")),
@@ -87,6 +119,8 @@ def measure(editor: Editor, records: Sequence[EditRecord], before: dict[str, lis
         "drawdown": metrics.drawdown(locality_before, locality_after),
         "locality_accuracy_drop": metrics.accuracy_drop(locality_before, locality_after),
     }
+    if before.answers is not None and queries.select(after, "locality"):
+        row.update(_answer_locality(editor, records, before.answers))
     portability = queries.select(after, "portability")
     if portability:
         row["portability"] = metrics.edit_success(portability)
@@ -94,6 +128,20 @@ def measure(editor: Editor, records: Sequence[EditRecord], before: dict[str, lis
     if all(record.original_answer for record in records):
         row.update(_preference_scores(editor, records, queries.select(after, "edit"), queries.select(after, "rephrase")))
     return row
+
+
+def _answer_locality(editor: Editor, records: Sequence[EditRecord], answers_before: dict[str, list[str]]) -> dict[str, float]:
+    """The model's own answers to the locality prompts against the gold answers, before and after the edits."""
+    golds = [answer for record in records for answer in record.locality_answers]
+    before = [answer for record in records for answer in answers_before[record.source]]
+    after = _answers(editor, [prompt for record in records for prompt in record.locality_prompts])
+    return {
+        "locality_answer_em_before": metrics.answer_exact_match(before, golds),
+        "locality_answer_em_after": metrics.answer_exact_match(after, golds),
+        "locality_answer_f1_before": metrics.answer_f1(before, golds),
+        "locality_answer_f1_after": metrics.answer_f1(after, golds),
+        "locality_answer_changed": sum(b != a for b, a in zip(before, after)) / len(before),
+    }
 
 
 def _preference_scores(
@@ -158,7 +206,7 @@ def evaluate(editor: Editor, records: Sequence[EditRecord], config: EvalConfig) 
     if len({record.source for record in records}) != len(records):
         raise ValueError("records must have distinct `source` fields (they key the unedited scores)")
     editor.reset()
-    before = _unedited_locality_scores(editor, records)
+    before = Unedited.of(editor, records, config.answer_locality)
     if config.protocol == "sequential":
         return _sequential(editor, records, before, config)
     step = 1 if config.protocol == "single" else config.batch_size
@@ -191,13 +239,6 @@ def _sequential(editor, records, before, config) -> list[dict]:
             rows.append(row)
     editor.reset()
     return rows
-
-
-def _unedited_locality_scores(editor: Editor, records: Sequence[EditRecord]) -> dict[str, list[TargetScore]]:
-    pairs = [list(zip(record.locality_prompts, record.locality_answers)) for record in records]
-    flat = [pair for record_pairs in pairs for pair in record_pairs]
-    scores = iter(editor.score([p for p, _ in flat], [a for _, a in flat]) if flat else [])
-    return {record.source: [next(scores) for _ in record_pairs] for record, record_pairs in zip(records, pairs)}
 
 
 def _weighted_mean(rows: list[tuple[int, dict[str, float]]]) -> dict[str, float]:

@@ -16,7 +16,7 @@ from serac.core.text_checks import check_text
 
 @dataclass
 class KeyValueConfig:
-    """model_name, prompt_format: the base model and how prompts are wrapped ("plain" or "chat").
+    """model_name, prompt_format: the base model and how prompts are wrapped ("auto", "plain" or "chat").
     stack:            which layer stack holds the edited layers (0: a decoder's layers, an encoder's blocks).
     mlp_output_modules: module names (relative to a block) of the MLP output matrix, tried in order.
     num_prefixes:     N model-written prefixes (besides the bare prompt) over which k* is averaged and
@@ -36,7 +36,7 @@ class KeyValueConfig:
     """
 
     model_name: str = "smollm2-135m"
-    prompt_format: str = "plain"
+    prompt_format: str = "auto"
     stack: int = 0
     mlp_output_modules: list[str] = field(default_factory=lambda: list(MLP_OUTPUT_MODULES))
     num_prefixes: int = 50

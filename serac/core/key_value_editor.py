@@ -25,6 +25,7 @@ from serac.core.language_model import LanguageModel
 from serac.core.layer_statistics import second_moments
 from serac.core.models import load_language_model
 from serac.core.records import EditRequest
+from serac.core.setting_checks import settle_prompt_format
 from serac.core.subject_tokens import check_subject, last_subject_token
 
 
@@ -50,7 +51,7 @@ class KeyValueEditor(DeltaEditor, ABC):
         config = config if config is not None else self.config_class()
         if type(config) is not self.config_class:
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
-        self.config = config
+        self.config = settle_prompt_format(config, language_model)
         self.language_model = language_model
         language_model.model.eval()  # dropout would make an edit, and its replay by remove_edit, irreproducible
         self.modules = {name: nethook.get_module(language_model.model, name) for name in self.edited_module_names()}

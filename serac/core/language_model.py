@@ -11,6 +11,26 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 IGNORE = -100
+# "auto": the chat template when the tokenizer has one (instruct models), else plain text.
+PROMPT_FORMATS = ("auto", "plain", "chat")
+
+
+def resolve_prompt_format(prompt_format: str, tokenizer) -> str:
+    """"plain" or "chat": how prompts are given to a model with this tokenizer.
+
+    Instruct and chat models are trained to answer inside their chat template; given the raw
+    question they continue it instead (SmolLM2-135M-Instruct answers '?' or '' to most NQ
+    questions in plain text). So "auto" picks the template whenever the tokenizer has one,
+    and plain text for base models, which have none.
+    """
+    if prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {prompt_format!r}")
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if prompt_format == "chat" and not has_template:
+        raise ValueError("prompt_format='chat' needs a tokenizer with a chat template")
+    if prompt_format == "auto":
+        return "chat" if has_template else "plain"
+    return prompt_format
 
 
 @dataclass
@@ -37,17 +57,15 @@ class TargetScore:
 class LanguageModel:
     """`model` + `tokenizer`; `device` moves the model (None: leave it where it is).
 
-    `prompt_format="chat"` wraps every prompt in the tokenizer's chat template.
+    `prompt_format="chat"` wraps every prompt in the tokenizer's chat template; "auto" (the
+    default) does so when the tokenizer has one (see `resolve_prompt_format`). The resolved
+    format is `self.prompt_format`.
     """
 
-    def __init__(self, model, tokenizer, device=None, prompt_format: str = "plain", max_length: int = 512):
-        if prompt_format not in ("plain", "chat"):
-            raise ValueError(f"prompt_format must be 'plain' or 'chat', got {prompt_format!r}")
-        if prompt_format == "chat" and not getattr(tokenizer, "chat_template", None):
-            raise ValueError("prompt_format='chat' needs a tokenizer with a chat template")
+    def __init__(self, model, tokenizer, device=None, prompt_format: str = "auto", max_length: int = 512):
         self.model = model.to(device) if device is not None else model
         self.tokenizer = tokenizer
-        self.prompt_format = prompt_format
+        self.prompt_format = resolve_prompt_format(prompt_format, tokenizer)
         self.max_length = max_length
         self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
 

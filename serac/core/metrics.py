@@ -6,6 +6,9 @@ is scored from the model's own log-likelihoods of replies.
 """
 
 import math
+import re
+import string
+from collections import Counter
 from collections.abc import Sequence
 
 import torch
@@ -48,6 +51,34 @@ def preference_score(preferred: Sequence[TargetScore], other: Sequence[TargetSco
     """
     _check_paired(preferred, other)
     return _mean([float(p.mean_logprob > o.mean_logprob) for p, o in zip(preferred, other)])
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's answer normalisation (Rajpurkar et al., 2016), as NQ/zsRE QA scores use it: lower case,
+    no punctuation, no articles, single spaces."""
+    text = "".join(char for char in text.lower() if char not in set(string.punctuation))
+    return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
+
+
+def answer_exact_match(answers: Sequence[str], golds: Sequence[str]) -> float:
+    """Fraction of generated answers equal to their gold answer after `normalize_answer` (SQuAD EM)."""
+    _check_paired(answers, golds)
+    return _mean([float(normalize_answer(a) == normalize_answer(g)) for a, g in zip(answers, golds)])
+
+
+def answer_f1(answers: Sequence[str], golds: Sequence[str]) -> float:
+    """Mean token-level F1 between generated and gold answers after `normalize_answer` (SQuAD F1):
+    credits an answer given in a sentence ("The capital of France is Paris.") that EM would not."""
+    _check_paired(answers, golds)
+    return _mean([_token_f1(normalize_answer(a).split(), normalize_answer(g).split()) for a, g in zip(answers, golds)])
+
+
+def _token_f1(answer: list[str], gold: list[str]) -> float:
+    common = sum((Counter(answer) & Counter(gold)).values())
+    if not answer or not gold or not common:
+        return float(answer == gold)
+    precision, recall = common / len(answer), common / len(gold)
+    return 2 * precision * recall / (precision + recall)
 
 
 def perplexity(scores: Sequence[TargetScore]) -> float:

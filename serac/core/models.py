@@ -206,7 +206,7 @@ def load_encoder(name: str, device: torch.device | str | None = None) -> torch.n
     return model.to(device or "cpu").eval()
 
 
-def load_language_model(name: str, device: torch.device | str | None = None, prompt_format: str = "plain") -> LanguageModel:
+def load_language_model(name: str, device: torch.device | str | None = None, prompt_format: str = "auto") -> LanguageModel:
     """The named model with its tokenizer, on `device` (None: CUDA when present, else CPU; see `pick_device`)."""
     device = pick_device(device)
     return LanguageModel(load_model(name, device), load_tokenizer(name), device, prompt_format)

@@ -7,6 +7,7 @@ from collections.abc import Collection
 from typing import Any
 
 from index.validation import check_text
+from serac.core.language_model import PROMPT_FORMATS
 
 # Limits of the settings that size work or memory; beyond them a call would run for
 # minutes or exhaust memory (e.g. `top_k=10**8` makes FAISS allocate terabytes).
@@ -14,7 +15,6 @@ MAX_NEW_TOKENS = 512  # an answer's length; the models' context is 512 tokens to
 MAX_TOP_K = 1000  # candidate edits re-scored per query
 MAX_CLASSIFIER_TOKENS = 512  # MiniLM's (and BERT's) position embeddings
 MAX_BATCH_SIZE = 4096
-PROMPT_FORMATS = ("plain", "chat")
 
 
 def check_int(value: Any, what: str, low: int, high: int | None = None) -> int:
@@ -53,11 +53,23 @@ def check_name(value: Any, what: str) -> str:
 
 def check_base_model(config) -> None:
     """The two settings every method config has: `model_name` (a usable text) and
-    `prompt_format` ("plain" or "chat", see `LanguageModel`)."""
+    `prompt_format` ("auto", "plain" or "chat", see `resolve_prompt_format`)."""
     kind = type(config).__name__
     check_text(config.model_name, f"{kind}.model_name")
     if config.prompt_format not in PROMPT_FORMATS:
-        raise ValueError(f"{kind}.prompt_format must be 'plain' or 'chat', got {config.prompt_format!r}")
+        raise ValueError(f"{kind}.prompt_format must be 'auto', 'plain' or 'chat', got {config.prompt_format!r}")
+
+
+def settle_prompt_format(config, language_model):
+    """`config` with the prompt format its language model resolved ("auto" becomes "plain" or
+    "chat"), so a saved editor records how it prompted; an explicit format that differs from the
+    model's is an error (the editor would be saved as something it was not)."""
+    if config.prompt_format not in ("auto", language_model.prompt_format):
+        raise ValueError(
+            f"{type(config).__name__}.prompt_format is {config.prompt_format!r} but the language model "
+            f"prompts in {language_model.prompt_format!r}"
+        )
+    return dataclasses.replace(config, prompt_format=language_model.prompt_format)
 
 
 def replace_settings(config, changes: dict[str, Any], fixed: Collection[str]):

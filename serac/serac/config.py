@@ -10,6 +10,7 @@ from serac.core.setting_checks import (
     MAX_CLASSIFIER_TOKENS,
     MAX_NEW_TOKENS,
     MAX_TOP_K,
+    PROMPT_FORMATS,
     check_bool,
     check_choice,
     check_int,
@@ -28,7 +29,7 @@ class SERACConfig:
     # one is saved with the editor).
     counterfactual_model: str | None = None
     classifier_backbone: str = "all-minilm-l6-v2"
-    prompt_format: str = "plain"  # "chat" wraps every prompt in the model's chat template (dialogue)
+    prompt_format: str = "auto"  # "chat": the model's chat template; "auto": chat when the tokenizer has a template
     # Routing: FAISS returns `top_k` (1..1000) candidate edits by embedding score, the cross-encoder
     # re-scores them, and a query is in scope when the best probability reaches `threshold` (a float in [0, 1]).
     top_k: int = 5
@@ -52,7 +53,7 @@ class SERACConfig:
             self.counterfactual_model = self.model_name
         for name in ("model_name", "counterfactual_model", "classifier_backbone"):
             check_name(getattr(self, name), f"SERACConfig.{name}")
-        check_choice(self.prompt_format, "SERACConfig.prompt_format", ("plain", "chat"))
+        check_choice(self.prompt_format, "SERACConfig.prompt_format", PROMPT_FORMATS)
         check_int(self.top_k, "SERACConfig.top_k", 1, MAX_TOP_K)
         self.threshold = check_real(self.threshold, "SERACConfig.threshold (a probability)", 0.0, 1.0)
         check_bool(self.rerank, "SERACConfig.rerank")

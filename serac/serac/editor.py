@@ -24,7 +24,7 @@ from serac.core.memory_editor import MEMORY_FOLDER, MemoryEditor, by_route
 from serac.core.models import load_language_model
 from serac.core.records import EditRequest
 from serac.core.saving import NotASavedEditorError, check_saved_files, read_editor_config
-from serac.core.setting_checks import replace_settings
+from serac.core.setting_checks import replace_settings, settle_prompt_format
 from serac.core.text_checks import answer_length, check_edits, check_pairs, check_texts
 from serac.serac.config import SERACConfig
 from serac.serac.counterfactual import CounterfactualModel
@@ -46,7 +46,7 @@ class SERAC(MemoryEditor):
         classifier: ScopeClassifier,
         memory_path: str | Path | None = None,
     ):
-        self.config = config
+        self.config = settle_prompt_format(config, base)
         self.base = base
         self.counterfactual = counterfactual
         self.classifier = classifier.eval()

@@ -29,14 +29,14 @@ def run(command: list[str]) -> str:
 
 def test_the_dialogue_configs_compose():
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        train = compose("train", ["alg=serac_quick", "experiment=personality", "model=smollm2-135m-chat"])
+        train = compose("train", ["alg=serac_quick", "experiment=personality"])
         evaluate = compose("evaluate_dialogue", ["experiment=convsent"])
-    assert (train.model.name, train.model.prompt_format) == ("smollm2-135m", "chat")
+    assert (train.model.name, train.model.prompt_format) == ("smollm2-135m", "auto")
     assert (train.experiment.dataset, train.experiment.train_split) == ("personality", "train")
     assert (evaluate.experiment.dataset, evaluate.experiment.eval_split, evaluate.model.prompt_format) == (
         "convsent",
         "dev",
-        "chat",
+        "auto",
     )
     assert {field.name for field in dataclasses.fields(DialogueEvalConfig)} <= set(evaluate)
 

@@ -69,6 +69,33 @@ def test_batch_protocol_sees_locality_neighbours_that_are_edited_together():
     assert row["locality_accuracy_drop"] == pytest.approx(-4 / 6)  # they now produce their gold answers
 
 
+class AnsweringEditor(ExactPromptEditor):
+    """Answers an edited prompt with its target; unedited, knows the gold answer of even questions only."""
+
+    def query_batch(self, prompts, max_new_tokens=20):
+        edited = {prompt: target for prompt, target in self.edits.values()}
+        numbers = [int(prompt.split()[1].rstrip("?")) for prompt in prompts]
+        return [
+            QueryResult(edited.get(prompt) or (f"The answer {n}." if n % 2 == 0 else "no idea"))
+            for prompt, n in zip(prompts, numbers)
+        ]
+
+
+def test_locality_is_also_scored_from_generated_answers_before_and_after_the_edits():
+    [single] = evaluate(AnsweringEditor(), records(4), EvalConfig(protocol="single"))
+    # one edit at a time never touches another record's locality prompt: answers unchanged
+    assert single["locality_answer_em_before"] == single["locality_answer_em_after"] == 0.5
+    assert single["locality_answer_f1_before"] == single["locality_answer_f1_after"] == 0.5
+    assert single["locality_answer_changed"] == 0.0
+    [*_, last] = evaluate(AnsweringEditor(), records(4), EvalConfig(protocol="sequential", checkpoints=(4,)))
+    # all four edited: every locality prompt is now an edited question, answered with its edit's target
+    assert (last["locality_answer_em_after"], last["locality_answer_changed"]) == (1.0, 1.0)
+    [quiet] = evaluate(AnsweringEditor(), records(4), EvalConfig(protocol="single", answer_locality=False))
+    assert not any(key.startswith("locality_answer") for key in quiet)
+    with pytest.raises(ValueError, match="answer_locality"):
+        EvalConfig(answer_locality="yes")
+
+
 def test_sequential_protocol_measures_all_edits_so_far_at_each_checkpoint():
     editor = ExactPromptEditor()
     rows = evaluate(editor, records(12), EvalConfig(protocol="sequential", checkpoints=(1, 10, 100)))

@@ -9,9 +9,10 @@ PROMPTS = ["What is the capital of France?", "Who wrote Hamlet? The answer is"]
 TARGETS = ["Paris", "William Shakespeare"]
 
 
-@pytest.fixture(scope="module", params=["tiny-llama", "tiny-gpt2", "tiny-t5"])
+@pytest.fixture(scope="module", params=[("tiny-llama", "plain"), ("tiny-gpt2", "plain"), ("tiny-t5", "plain"), ("tiny-llama", "chat")])
 def lm(request):
-    return load_language_model(request.param, "cpu")
+    name, prompt_format = request.param
+    return load_language_model(name, "cpu", prompt_format)
 
 
 def test_scores_do_not_depend_on_padding_in_a_batch(lm):
@@ -26,7 +27,9 @@ def test_scores_do_not_depend_on_padding_in_a_batch(lm):
 def test_score_is_the_log_probability_of_each_target_token(lm):
     prompt, target = PROMPTS[0], TARGETS[0]
     result = lm.score([prompt], [target])[0]
-    target_ids = lm.tokenizer(target if lm.is_encoder_decoder else " " + target, add_special_tokens=False)["input_ids"]
+    # A plain decoder-only prompt is continued, so the target follows a space; a chat answer starts fresh.
+    continued = lm.prompt_format == "plain" and not lm.is_encoder_decoder
+    target_ids = lm.tokenizer(" " + target if continued else target, add_special_tokens=False)["input_ids"]
     assert result.target_ids.tolist() == target_ids
     # chain rule: the summed token log-probs equal minus the summed NLL of the whole target
     batch = lm.batch([prompt], [target])
@@ -63,6 +66,18 @@ def test_chat_format_needs_a_chat_template():
     tokenizer.chat_template = None
     with pytest.raises(ValueError, match="chat template"):
         LanguageModel(load_model("tiny-llama"), tokenizer, prompt_format="chat")
+
+
+def test_auto_format_is_the_chat_template_when_the_tokenizer_has_one_else_plain_text():
+    tokenizer = build_tiny_tokenizer()
+    with_template = LanguageModel(load_model("tiny-llama"), tokenizer)
+    assert with_template.prompt_format == "chat"
+    assert with_template.format_prompt("Who?") == "user: Who?\nassistant: "
+    tokenizer.chat_template = None
+    without_template = LanguageModel(load_model("tiny-llama"), tokenizer, prompt_format="auto")
+    assert (without_template.prompt_format, without_template.format_prompt("Who?")) == ("plain", "Who?")
+    with pytest.raises(ValueError, match="prompt_format must be one of"):
+        LanguageModel(load_model("tiny-llama"), tokenizer, prompt_format="markdown")
 
 
 @pytest.mark.slow

@@ -67,3 +67,13 @@ def test_preference_score_compares_mean_token_logprobs_pairwise():
     preferred = [scored(-1.0, -3.0), scored(-5.0), scored(-2.0)]
     other = [scored(-2.5), scored(-1.0, -1.0), scored(-2.0)]  # mean -2 vs -2.5 wins; ties lose
     assert metrics.preference_score(preferred, other) == pytest.approx(1 / 3)
+
+
+def test_answer_scores_follow_squad_normalisation_and_credit_answers_in_sentences():
+    assert metrics.normalize_answer("  The Eiffel-Tower!  ") == "eiffeltower"
+    assert metrics.answer_exact_match(["the Beatles.", "Paris is the capital"], ["The Beatles", "Paris"]) == 0.5
+    # "paris is capital" vs "paris": precision 1/3, recall 1 -> F1 0.5
+    assert metrics.answer_f1(["The capital is Paris."], ["Paris"]) == pytest.approx(0.5)
+    assert metrics.answer_f1(["", "London"], ["", "Paris"]) == 0.5  # empty matches empty only
+    with pytest.raises(ValueError, match="differ in length"):
+        metrics.answer_f1(["a"], [])

@@ -56,7 +56,16 @@ def test_every_method_config_checks_its_base_model_and_prompt_format_alike(confi
     import serac
 
     config_class = getattr(serac, config_name, None) or getattr(mend, config_name)
-    with pytest.raises(ValueError, match=rf"{config_name}.prompt_format must be 'plain' or 'chat', got 'html'"):
+    with pytest.raises(ValueError, match=rf"{config_name}.prompt_format must be 'auto', 'plain' or 'chat', got 'html'"):
         config_class(prompt_format="html")
     with pytest.raises(ValueError, match="model_name must not be empty"):
         config_class(model_name=" ")
+
+
+def test_an_editor_records_the_prompt_format_its_model_resolved_and_refuses_a_contradicting_one():
+    from mend import FTConfig, FTEditor
+
+    chat_model = load_language_model("tiny-llama", "cpu")  # "auto", and the tiny tokenizer has a chat template
+    assert FTEditor(chat_model, FTConfig(model_name="tiny-llama")).config.prompt_format == "chat"
+    with pytest.raises(ValueError, match="FTConfig.prompt_format is 'plain' but the language model prompts in 'chat'"):
+        FTEditor(chat_model, FTConfig(model_name="tiny-llama", prompt_format="plain"))

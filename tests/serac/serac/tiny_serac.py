@@ -9,7 +9,7 @@ from serac.serac.config import SERACConfig
 def tiny_config(**changes) -> SERACConfig:
     fields = dict(
         model_name="tiny-llama", counterfactual_model="tiny-llama", classifier_backbone="tiny-bert",
-        rerank=False, max_new_tokens=3, threshold=0.5,
+        rerank=False, max_new_tokens=3, threshold=0.5, prompt_format="plain",
     )
     return SERACConfig(**{**fields, **changes})
 
