@@ -32,8 +32,8 @@ SHOWN = ("efficacy_score", "paraphrase_score", "neighborhood_score", "edit_succe
 
 
 def build(args):
-    language_model = load_language_model(args.model, "cpu")
-    common = dict(model_name=args.model, num_prefixes=args.num_prefixes, value_steps=args.value_steps,
+    language_model = load_language_model(args.model, "cpu", args.prompt_format)
+    common = dict(model_name=args.model, prompt_format=args.prompt_format, num_prefixes=args.num_prefixes, value_steps=args.value_steps,
                   stats_tokens=args.stats_tokens)
     if args.alg == "rome":
         config = ROMEConfig(**common, **({"layer": args.layers[0]} if args.layers else {}))
@@ -97,6 +97,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=500)
     parser.add_argument("--batch", action="store_true", help="MEMIT: all records in one batch")
     parser.add_argument("--unedited", action="store_true", help="measure the unedited model (the scores' baseline)")
+    parser.add_argument("--prompt-format", choices=("auto", "plain", "chat"), default="plain",
+                        help="plain: CounterFact's cloze protocol, as ROME/MEMIT measure it (auto: the chat template)")
     parser.add_argument("--layers", type=int, nargs="+")
     parser.add_argument("--num-prefixes", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: no spinning on a shared machine)")
