@@ -16,6 +16,7 @@ paper are those of ROME's value step (see `mend.rome.editor`'s docstring, shared
 from typing import ClassVar
 
 import torch
+from tqdm import tqdm
 
 from mend.memit.compute_multi_layer_update import layer_residuals, multi_layer_update
 from mend.memit.config import MEMITConfig
@@ -61,7 +62,7 @@ class MEMITEditor(KeyValueEditor):
                 self.language_model, top, edit.prompts, edit.positions, edit.request.target,
                 edit.kl_prompts, edit.kl_positions, start, self.config.value_settings(),
             )
-            for edit, start in zip(edits, initial)
+            for edit, start in tqdm(list(zip(edits, initial)), desc="MEMIT values z", unit="edit", disable=len(edits) == 1)
         ])
         names = list(self.modules)
         for index, name in enumerate(names):
