@@ -6,8 +6,10 @@
   are measured on every edit made so far.
 
 Out-of-scope outputs are compared with the unedited editor's, scored once before any edit.
-Locality is reported two ways: whether the teacher-forced argmax on the gold answer changed
-(`drawdown`, any token), and, from generated answers, the model's own exact match and token F1
+Edit and rephrase success are exact matches (every target token the argmax); the token-level
+`*_token_accuracy` beside them are EasyEdit's reliability and generalization. Locality is
+reported two ways: whether the teacher-forced argmax on the gold answer changed (`drawdown`,
+any token; `locality_token`: EasyEdit's share of unchanged positions), and, from generated answers, the model's own exact match and token F1
 against the gold answers before and after the edits, with the share of answers that changed
 (`locality_answer_*`), so a table shows that the base model answers something.
 
@@ -116,7 +118,9 @@ def measure(editor: Editor, records: Sequence[EditRecord], before: Unedited) -> 
         "edit_success": metrics.edit_success(queries.select(after, "edit")),
         "edit_token_accuracy": metrics.token_accuracy(queries.select(after, "edit")),
         "rephrase_success": metrics.edit_success(queries.select(after, "rephrase")),
+        "rephrase_token_accuracy": metrics.token_accuracy(queries.select(after, "rephrase")),
         "drawdown": metrics.drawdown(locality_before, locality_after),
+        "locality_token": metrics.token_locality(locality_before, locality_after),
         "locality_accuracy_drop": metrics.accuracy_drop(locality_before, locality_after),
     }
     if before.answers is not None and queries.select(after, "locality"):

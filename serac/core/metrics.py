@@ -36,6 +36,14 @@ def drawdown(before: Sequence[TargetScore], after: Sequence[TargetScore]) -> flo
     return _mean([float(not torch.equal(b.predicted_ids, a.predicted_ids)) for b, a in zip(before, after)])
 
 
+def token_locality(before: Sequence[TargetScore], after: Sequence[TargetScore]) -> float:
+    """EasyEdit's / KnowEdit's locality: per out-of-scope input, the share of target positions whose
+    argmax is unchanged by the edits (teacher forced), averaged over inputs. `drawdown` is the strict
+    counterpart: an input counts as changed if any position changed."""
+    _check_paired(before, after)
+    return _mean([(b.predicted_ids == a.predicted_ids).float().mean().item() for b, a in zip(before, after)])
+
+
 def accuracy_drop(before: Sequence[TargetScore], after: Sequence[TargetScore]) -> float:
     """Exact-match accuracy on gold answers before the edit minus after it (positive = worse)."""
     _check_paired(before, after)

@@ -77,3 +77,10 @@ def test_answer_scores_follow_squad_normalisation_and_credit_answers_in_sentence
     assert metrics.answer_f1(["", "London"], ["", "Paris"]) == 0.5  # empty matches empty only
     with pytest.raises(ValueError, match="differ in length"):
         metrics.answer_f1(["a"], [])
+
+
+def test_token_locality_counts_unchanged_positions_where_drawdown_counts_any_change():
+    before = [score([1, 2, 3, 4], [1, 2, 3, 4], [0.0] * 4), score([5, 6], [5, 6], [0.0] * 2)]
+    after = [score([1, 2, 3, 4], [1, 9, 3, 4], [0.0] * 4), score([5, 6], [5, 6], [0.0] * 2)]
+    assert metrics.token_locality(before, after) == pytest.approx((3 / 4 + 1) / 2)
+    assert metrics.drawdown(before, after) == 0.5
