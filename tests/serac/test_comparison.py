@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from serac.cli import CONFIG_DIR
-from serac.comparison import METRICS, PLOT_FILE, CompareConfig, run_comparison, table_row
+from serac.comparison import METRICS, PLOT_FILE, CompareConfig, editor_builders, run_comparison, table_row
 from serac.core.registry import editor_class
 
 RECORDS = 3
@@ -38,7 +38,8 @@ def rows_of(folder) -> list[tuple[str, str, int]]:
 
 def test_editors_built_from_their_alg_config_are_compared_in_one_table(tmp_path):
     config = composed(tmp_path, "from_config=[ft,cache]")
-    assert set(config["algs"]) == {"ft", "ft_kl", "ft_l", "cache"}
+    assert set(config["algs"]) == {"ft", "ft_kl", "ft_l", "cache", "rome", "memit"}
+    assert set(editor_builders({**config, "from_config": ["rome", "memit"]})) == {"rome", "memit"}
 
     folder = run_comparison(config)
 
