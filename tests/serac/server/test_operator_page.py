@@ -31,16 +31,22 @@ def browser():
 
 
 def test_an_operator_adds_searches_asks_and_removes_edits(serac_folder, browser):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as shown
     from selenium.webdriver.support.ui import WebDriverWait
 
     def wait_for(condition):
-        return WebDriverWait(browser, 20).until(condition)
+        # The page re-renders its table on every change: an element found a moment ago may be gone.
+        return WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
-    def rows():
-        return browser.find_elements(By.CSS_SELECTOR, "#edits tr")
+    def rows() -> list[tuple[str, str]]:
+        """(edit id, text) of each row of the table, read in one step."""
+        return browser.execute_script("return [...document.querySelectorAll('#edits tr')].map(row => [row.dataset.editId, row.textContent])")
+
+    def click(selector):
+        wait_for(lambda _: browser.find_element(By.CSS_SELECTOR, selector).click() is None)
 
     def fill(element_id, value):
         field = browser.find_element(By.ID, element_id)
@@ -57,25 +63,25 @@ def test_an_operator_adds_searches_asks_and_removes_edits(serac_folder, browser)
         for prompt, target in (("Who wrote Hamlet?", "Ada Lovelace"), ("Who painted the Mona Lisa?", "Grace Hopper")):
             fill("prompt", prompt)
             fill("target", target)
-            browser.find_element(By.ID, "add").click()
-            wait_for(lambda _, prompt=prompt: any(prompt in row.text for row in rows()))
+            click("#add")
+            wait_for(lambda _, prompt=prompt: any(prompt in text for _, text in rows()))
         assert [edit.prompt for edit in editor.stored_edits()] == ["Who wrote Hamlet?", "Who painted the Mona Lisa?"]
 
         fill("search", "mona")
-        browser.find_element(By.ID, "search-button").click()
-        wait_for(lambda _: len(rows()) == 1 and "Grace Hopper" in rows()[0].text)
+        click("#search-button")
+        wait_for(lambda _: len(shown_rows := rows()) == 1 and "Grace Hopper" in shown_rows[0][1])
 
         hamlet_id = editor.stored_edits()[0].id
         fill("question", "Who wrote Hamlet?")
-        browser.find_element(By.ID, "ask").click()
+        click("#ask")
         wait_for(shown.text_to_be_present_in_element((By.ID, "answer"), f"answered by edit {hamlet_id}"))
         fill("question", "Where is Paris?")
-        browser.find_element(By.ID, "ask").click()
+        click("#ask")
         wait_for(shown.text_to_be_present_in_element((By.ID, "answer"), "answered by the base model"))
 
         fill("search", "")
-        browser.find_element(By.ID, "search-button").click()
+        click("#search-button")
         wait_for(lambda _: len(rows()) == 2)
-        next(row for row in rows() if row.get_attribute("data-edit-id") == hamlet_id).find_element(By.CLASS_NAME, "remove").click()
-        wait_for(lambda _: len(rows()) == 1 and "Hamlet" not in rows()[0].text)
+        click(f'#edits tr[data-edit-id="{hamlet_id}"] .remove')
+        wait_for(lambda _: len(shown_rows := rows()) == 1 and "Hamlet" not in shown_rows[0][1])
         assert [edit.prompt for edit in editor.stored_edits()] == ["Who painted the Mona Lisa?"]
