@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from server_process import AUTH, ServerProcess, prepare
 
 

@@ -22,11 +22,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import torch
+from server_process import AUTH, ServerProcess, prepare
 
 from serac.core.memory_editor import MemoryEditor
 from serac.core.registry import editor_class
 from serac.core.saving import saved_editor_name
-from server_process import AUTH, ServerProcess, prepare
 
 OUT_OF_SCOPE = [f"What is the population of the town called Example {i}?" for i in range(64)]
 
@@ -127,6 +127,7 @@ def main() -> None:
     operations, acknowledged, errors = run_clients(server.url, args.clients, args.duration, args.edit_share, args.max_tokens, args.seed)
     wall = time.monotonic() - began
     stored = server.stored_edits()
+    batch_sizes = server.metric_values("serac_query_batch_size")
     server.stop()
     lost = sum(stored.get(edit_id) != prompt for edit_id, prompt in acknowledged.items())
 
@@ -137,7 +138,9 @@ def main() -> None:
     report = {
         "editor": args.editor, "clients": args.clients, "duration_s": args.duration, "edit_share": args.edit_share,
         "max_tokens": args.max_tokens, "max_batch": args.max_batch,
-        "server": served, "errors": len(errors), "error_samples": errors[:5], "acknowledged_edits": len(acknowledged), "lost": lost,
+        "server": served,
+        "mean_prompts_per_model_call": round(batch_sizes["serac_query_batch_size_sum"] / batch_sizes["serac_query_batch_size_count"], 2),
+        "errors": len(errors), "error_samples": errors[:5], "acknowledged_edits": len(acknowledged), "lost": lost,
         "python_api_one_process": api,
         "query_throughput_ratio_server_over_api": round(served["query"]["per_second"] / api["query"]["per_second"], 2) if api["query"]["per_second"] else None,
     }

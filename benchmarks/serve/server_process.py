@@ -91,6 +91,11 @@ class ServerProcess:
             if not page["has_more"]:
                 return edits
 
+    def metric_values(self, name: str) -> dict[str, float]:
+        """{sample: value} of the unlabelled samples of the metric `name` in /metrics."""
+        text = httpx.get(f"{self.url}/metrics", headers=AUTH, timeout=60).text
+        return {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.startswith(name) and "{" not in line}
+
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()

@@ -69,7 +69,6 @@ def create_app(editor: Editor, settings: ServerSettings) -> FastAPI:
         writer.stop()
 
     app = FastAPI(title="serac-serve", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.editor, app.state.settings, app.state.metrics = editor, settings, metrics
 
     # -- errors ------------------------------------------------------------------------
 

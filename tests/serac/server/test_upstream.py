@@ -22,9 +22,9 @@ def base_model_folder(tmp_path):
 
 @contextmanager
 def front_and_upstream(serac_folder, base_model_folder):
-    with live_editor_server(base_model_folder, max_tokens=64) as (upstream_url, _):
-        with live_editor_server(serac_folder, upstream_url=f"{upstream_url}/v1", upstream_api_key=TOKEN) as (front_url, _):
-            yield front_url, upstream_url
+    with live_editor_server(base_model_folder, max_tokens=64) as (upstream_url, _), \
+            live_editor_server(serac_folder, upstream_url=f"{upstream_url}/v1", upstream_api_key=TOKEN) as (front_url, _):
+        yield front_url, upstream_url
 
 
 def test_covered_queries_are_answered_here_and_the_rest_upstream(serac_folder, base_model_folder):
