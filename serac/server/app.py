@@ -89,6 +89,18 @@ def create_app(editor: Editor, settings: ServerSettings) -> FastAPI:
         log.error("%s %s failed", request.method, request.url.path, exc_info=error)
         return error_response(500, "the server failed to answer this request; the details are in its log")
 
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.middleware("http")
+    async def check_token(request: Request, call_next):
+        # Before the body is parsed: a client without the token learns nothing about its request.
+        if auth.needs_token(request.method, request.scope["path"]):
+            try:
+                auth.require(request)
+            except ApiError as error:
+                return error_response(error.status, error.message)
+        return await call_next(request)
+
     @app.middleware("http")
     async def count_requests(request: Request, call_next):
         began = time.perf_counter()
@@ -100,8 +112,6 @@ def create_app(editor: Editor, settings: ServerSettings) -> FastAPI:
         finally:
             route = request.scope.get("route")
             metrics.observe_request(route.path if route is not None else "unmatched", request.method, status, time.perf_counter() - began)
-
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     # -- checks ------------------------------------------------------------------------
 
@@ -138,13 +148,11 @@ def create_app(editor: Editor, settings: ServerSettings) -> FastAPI:
         return {"status": "ok", "editor": editor.name, "model": settings.model_id}
 
     @app.get("/metrics")
-    async def metrics_text(request: Request):
-        auth.require_for_reads(request)
+    async def metrics_text():
         return Response(metrics.render(), media_type=metrics.content_type)
 
     @app.get("/v1/models")
-    async def models(request: Request):
-        auth.require_for_reads(request)
+    async def models():
         card = {"id": settings.model_id, "object": "model", "created": started, "owned_by": "serac",
                 "serac": {"editor": editor.name, "upstream": settings.upstream_url is not None}}
         return {"object": "list", "data": [card]}
@@ -152,8 +160,7 @@ def create_app(editor: Editor, settings: ServerSettings) -> FastAPI:
     # -- answers -------------------------------------------------------------------------
 
     @app.post("/v1/completions")
-    async def completions(request: Request, body: CompletionRequest):
-        auth.require_for_reads(request)
+    async def completions(body: CompletionRequest):
         served_model(body.model)
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         if not 1 <= len(prompts) <= settings.max_batch:
@@ -165,8 +172,7 @@ def create_app(editor: Editor, settings: ServerSettings) -> FastAPI:
         return completion_response(settings.model_id, answers)
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request, body: ChatRequest):
-        auth.require_for_reads(request)
+    async def chat_completions(body: ChatRequest):
         served_model(body.model)
         if body.messages[-1].role != "user":
             raise ApiError(400, "the last message must be the user's question (role 'user')", "messages")
@@ -180,8 +186,7 @@ def create_app(editor: Editor, settings: ServerSettings) -> FastAPI:
     # -- edits ---------------------------------------------------------------------------
 
     @app.post("/v1/edits", status_code=201)
-    async def add_edits(request: Request, body: EditsRequest):
-        auth.require(request)
+    async def add_edits(body: EditsRequest):
         requests = edit_requests(body)
         try:
             ids = await writer.add(requests)
@@ -210,8 +215,7 @@ def create_app(editor: Editor, settings: ServerSettings) -> FastAPI:
         ]
 
     @app.get("/v1/edits")
-    async def list_edits(request: Request, offset: int = 0, limit: int = 50, search: str = ""):
-        auth.require_for_reads(request)
+    async def list_edits(offset: int = 0, limit: int = 50, search: str = ""):
         if offset < 0:
             raise ApiError(400, f"offset must be >= 0, got {offset}", "offset")
         if not 1 <= limit <= settings.max_page_size:
@@ -226,16 +230,14 @@ def create_app(editor: Editor, settings: ServerSettings) -> FastAPI:
                 "limit": limit, "has_more": offset + len(page) < len(edits)}
 
     @app.get("/v1/edits/{edit_id}")
-    async def get_edit(request: Request, edit_id: str):
-        auth.require_for_reads(request)
+    async def get_edit(edit_id: str):
         try:
             return edit_json(await writer.read(lambda: editor.stored_edit(edit_id)))
         except KeyError:
             raise ApiError(404, f"no edit with id {edit_id!r}", "edit_id") from None
 
     @app.delete("/v1/edits/{edit_id}")
-    async def delete_edit(request: Request, edit_id: str):
-        auth.require(request)
+    async def delete_edit(edit_id: str):
         try:
             await writer.remove(edit_id)
         except KeyError:

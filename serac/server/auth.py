@@ -36,12 +36,24 @@ def read_token(token_file: str | Path | None, environ=os.environ) -> str:
     return token
 
 
+OPEN_PATHS = ("/health", "/", "/favicon.ico")
+OPEN_PREFIXES = ("/page/",)  # the operator page's static files; the page sends the token it is given
+
+
 class BearerAuth:
-    """Checks `Authorization: Bearer <token>`; mutating endpoints always, reads unless they are open."""
+    """Checks `Authorization: Bearer <token>` before a request is parsed: changes to edits always
+    need it; everything else but health and the static page needs it unless reads are open."""
 
     def __init__(self, token: str, open_reads: bool):
         self._token = token.encode("utf-8")
         self.open_reads = open_reads
+
+    def needs_token(self, method: str, path: str) -> bool:
+        if path.startswith("/v1/edits") and method not in ("GET", "HEAD"):
+            return True
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES) or path == "/page":
+            return False
+        return not self.open_reads
 
     def require(self, request: Request) -> None:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -50,7 +62,3 @@ class BearerAuth:
         # Headers arrive decoded as latin-1; encoding back gives the bytes the client sent.
         if not hmac.compare_digest(given.strip().encode("latin-1", "replace"), self._token):
             raise ApiError(401, "the bearer token is not the server's token")
-
-    def require_for_reads(self, request: Request) -> None:
-        if not self.open_reads:
-            self.require(request)

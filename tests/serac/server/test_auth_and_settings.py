@@ -70,3 +70,11 @@ def test_the_operator_page_and_health_are_served(client):
     assert page.status_code == 200 and "Add an edit" in page.text
     assert client.get("/page/app.js").status_code == 200
     assert client.get("/health").json() == {"status": "ok", "editor": "serac", "model": "editor"}
+
+
+def test_the_token_is_checked_before_the_request_is_read(client):
+    """A client without the token learns nothing about its request: not whether its body parses."""
+    for method, path, body in (("POST", "/v1/edits", b"{not json"), ("POST", "/v1/edits", b"{}"), ("DELETE", "/v1/edits/1", b""),
+                               ("POST", "/v1/completions", b'{"prompt": 5}'), ("GET", "/v1/edits?limit=many", b"")):
+        response = client.request(method, path, content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 401, (method, path, response.text)

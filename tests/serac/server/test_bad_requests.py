@@ -88,3 +88,5 @@ def test_a_bad_request_is_a_clear_4xx_and_stores_nothing(sweep_client, name, met
 def test_no_request_of_the_sweep_failed_on_the_server(sweep_client):
     metrics = sweep_client.get("/metrics", headers=AUTH).text
     assert 'status="500"' not in metrics
+    assert 'serac_http_requests_total{method="POST",route="/v1/edits",status="400"}' in metrics
+    assert 'serac_http_requests_total{method="POST",route="unmatched",status="401"}' in metrics  # refused before routing
