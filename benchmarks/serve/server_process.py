@@ -11,6 +11,12 @@ import time
 from pathlib import Path
 
 import httpx
+import torch
+
+from mend.finetune import FTEditor
+from mend.finetune.config import FTConfig
+from serac import SERAC
+from serac.serac.config import SERACConfig
 
 TOKEN = "benchmark-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -19,12 +25,7 @@ SERVE = Path(sys.executable).with_name("serac-serve")
 
 def build_editor(kind: str, folder: Path) -> None:
     """A tiny editor saved in `folder`: "tiny-serac" (routes only near-identical prompts) or "tiny-ft"."""
-    import torch
-
     if kind == "tiny-serac":
-        from serac import SERAC
-        from serac.serac.config import SERACConfig
-
         editor = SERAC.from_pretrained(SERACConfig(model_name="tiny-llama", counterfactual_model="tiny-llama",
                                                    classifier_backbone="tiny-bert", rerank=False, max_new_tokens=4), device="cpu")
         with torch.no_grad():  # p = σ(1000·cos − 999): only (near-)identical prompts are in scope
@@ -33,9 +34,6 @@ def build_editor(kind: str, folder: Path) -> None:
         editor.save(folder)
         editor.close()
     elif kind == "tiny-ft":
-        from mend.finetune import FTEditor
-        from mend.finetune.config import FTConfig
-
         FTEditor.from_pretrained("tiny-llama", FTConfig(model_name="tiny-llama", steps=2)).save(folder)
     else:
         raise ValueError(f"unknown editor to build: {kind!r}")

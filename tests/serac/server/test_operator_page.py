@@ -5,6 +5,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as shown
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.serac.server.conftest import TOKEN, live_editor_server
 
@@ -18,9 +25,6 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
@@ -31,12 +35,6 @@ def browser():
 
 
 def test_an_operator_adds_searches_asks_and_removes_edits(serac_folder, browser):
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as shown
-    from selenium.webdriver.support.ui import WebDriverWait
-
     def wait_for(condition):
         # The page re-renders its table on every change: an element found a moment ago may be gone.
         return WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
