@@ -3,7 +3,7 @@
 Subclasses say how the edited "model" scores and answers.
 """
 
-from serac.core.editor import Editor
+from serac.core.editor import Editor, StoredEdit
 from serac.core.text_checks import check_edits
 
 
@@ -29,6 +29,9 @@ class InMemoryEditor(Editor):
 
     def edit_ids(self):
         return list(self.edits)
+
+    def stored_edits(self):
+        return [StoredEdit(edit_id, prompt, target) for edit_id, (prompt, target) in self.edits.items()]
 
     def remove_edit(self, edit_id):
         del self.edits[edit_id]

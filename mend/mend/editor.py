@@ -32,7 +32,7 @@ from mend.mend.edited_modules import edited_modules
 from mend.mend.pseudo_gradient import GradientTransform, weight_deltas
 from serac.core import nethook
 from serac.core.composed_config import method_config
-from serac.core.editor import WeightEditor
+from serac.core.editor import StoredEdit, WeightEditor
 from serac.core.language_model import LanguageModel
 from serac.core.models import load_language_model
 from serac.core.records import EditRequest
@@ -115,6 +115,9 @@ class MENDEditor(WeightEditor):
 
     def edit_ids(self) -> list[str]:
         return list(self._edits)
+
+    def stored_edits(self) -> list[StoredEdit]:
+        return [StoredEdit(edit_id, edit.prompt, edit.target) for edit_id, edit in self._edits.items()]
 
     def remove_edit(self, edit_id: str) -> None:
         """Subtract the edit's update (approximate after later edits: see the module docstring)."""

@@ -91,9 +91,8 @@ class CacheEditor(MemoryEditor):
         edits = check_edits(edits)
         if not edits:
             return []
-        prompts, targets = [edit.prompt for edit in edits], [edit.target for edit in edits]
-        keys = prompt_keys(self.language_model, prompts, self.config.batch_size)
-        return [str(edit_id) for edit_id in self.memory.add_many(prompts, targets, keys.numpy())]
+        keys = prompt_keys(self.language_model, [edit.prompt for edit in edits], self.config.batch_size)
+        return self.store_edits(edits, keys.numpy())
 
     def configure(self, **changes) -> None:
         """Change settings in place (e.g. `epsilon`); checked like the config."""
@@ -124,17 +123,27 @@ class CacheEditor(MemoryEditor):
 
     def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
         """Cached targets for routed prompts (whole, whatever `max_new_tokens`); base model answers otherwise."""
+        return self._answer(prompts, max_new_tokens, base_answers=True)
+
+    def answer_from_edits(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult | None]:
+        return self._answer(prompts, max_new_tokens, base_answers=False)
+
+    def _answer(self, prompts: Sequence[str], max_new_tokens: int | None, base_answers: bool) -> list[QueryResult | None]:
         max_new_tokens = answer_length(max_new_tokens, self.config.max_new_tokens)
         lookups = self.lookup(prompts)
+
+        def base(chosen: list[int]) -> list[QueryResult | None]:
+            if not base_answers:
+                return [None] * len(chosen)
+            texts = self.language_model.generate([prompts[i] for i in chosen], max_new_tokens)
+            return [QueryResult(text, False, None, lookups[i].distance) for i, text in zip(chosen, texts)]
+
         return by_route(
             [lookup.routed for lookup in lookups],
             lambda chosen: [
                 QueryResult(lookups[i].nearest.target, True, str(lookups[i].nearest.id), lookups[i].distance) for i in chosen
             ],
-            lambda chosen: [
-                QueryResult(text, False, None, lookups[i].distance)
-                for i, text in zip(chosen, self.language_model.generate([prompts[i] for i in chosen], max_new_tokens))
-            ],
+            base,
         )
 
     def score(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]:

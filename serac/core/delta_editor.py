@@ -23,7 +23,7 @@ from typing import ClassVar
 
 import torch
 
-from serac.core.editor import WeightEditor
+from serac.core.editor import StoredEdit, WeightEditor
 from serac.core.records import EditRequest
 from serac.core.saving import read_editor_config, write_editor_config
 from serac.core.text_checks import check_edits
@@ -83,6 +83,9 @@ class DeltaEditor(WeightEditor, ABC):
 
     def edit_ids(self) -> list[str]:
         return list(self._edits)
+
+    def stored_edits(self) -> list[StoredEdit]:
+        return [StoredEdit(key, edit.prompt, edit.target, edit.subject) for key, edit in self._edits.items()]
 
     def remove_edit(self, edit_id: str) -> None:
         """Undo one edit exactly by resetting and replaying the others in their batches (see the module docstring)."""

@@ -31,6 +31,16 @@ class QueryResult:
     scope_score: float | None = None
 
 
+@dataclass(frozen=True)
+class StoredEdit:
+    """An edit the editor holds: its id and what was asked (`subject` None where none was given)."""
+
+    id: str
+    prompt: str
+    target: str
+    subject: str | None = None
+
+
 class Editor(ABC):
     """Add, query, score, remove and persist edits of a language model."""
 
@@ -68,6 +78,17 @@ class Editor(ABC):
     @abstractmethod
     def edit_ids(self) -> list[str]:
         """Ids of the edits currently applied, oldest first."""
+
+    @abstractmethod
+    def stored_edits(self) -> list[StoredEdit]:
+        """The edits currently applied, oldest first, with their prompts and targets."""
+
+    def stored_edit(self, edit_id: str) -> StoredEdit:
+        """One applied edit; unknown ids raise KeyError."""
+        for edit in self.stored_edits():
+            if edit.id == edit_id:
+                return edit
+        raise KeyError(f"no edit with id {edit_id!r}")
 
     @abstractmethod
     def remove_edit(self, edit_id: str) -> None:

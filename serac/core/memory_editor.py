@@ -6,13 +6,17 @@
 import shutil
 import tempfile
 import weakref
-from abc import ABC
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from index import EditMemory, MemoryConfig, memory_folder_locked
+from index.store import Edit
 from index.validation import LARGEST_EDIT_ID
-from serac.core.editor import Editor
+from serac.core.editor import Editor, QueryResult, StoredEdit
+from serac.core.records import EditRequest
 from serac.core.saving import (
     check_overwritable,
     check_save_path,
@@ -50,6 +54,23 @@ class MemoryEditor(Editor, ABC):
 
     def edit_ids(self) -> list[str]:
         return [str(edit.id) for edit in self.memory.list()]
+
+    def store_edits(self, edits: list[EditRequest], vectors: np.ndarray) -> list[str]:
+        """Commit a checked batch with its retrieval vectors, the subjects kept as metadata; their ids."""
+        metadata = [{"subject": edit.subject} if edit.subject else None for edit in edits]
+        ids = self.memory.add_many([edit.prompt for edit in edits], [edit.target for edit in edits], vectors, metadata)
+        return [str(edit_id) for edit_id in ids]
+
+    def stored_edits(self) -> list[StoredEdit]:
+        return [_stored(edit) for edit in self.memory.list()]
+
+    def stored_edit(self, edit_id: str) -> StoredEdit:
+        return _stored(self.memory.get(memory_id(edit_id)))
+
+    @abstractmethod
+    def answer_from_edits(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult | None]:
+        """The answers of the prompts a stored edit covers, None for the others: those are the
+        base model's to answer, here (`query_batch`) or elsewhere (a server's upstream model)."""
 
     def remove_edit(self, edit_id: str) -> None:
         self.memory.remove(memory_id(edit_id))
@@ -99,6 +120,10 @@ def memory_id(edit_id: str) -> int:
     if not isinstance(edit_id, str) or not edit_id.isascii() or not edit_id.isdecimal() or int(edit_id) > LARGEST_EDIT_ID:
         raise KeyError(f"no edit with id {edit_id!r}")
     return int(edit_id)
+
+
+def _stored(edit: Edit) -> StoredEdit:
+    return StoredEdit(str(edit.id), edit.prompt, edit.target, edit.metadata.get("subject"))
 
 
 def by_route(routed: Sequence[bool], on_routed: Callable[[list[int]], list], on_unrouted: Callable[[list[int]], list]) -> list:

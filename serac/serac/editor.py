@@ -69,9 +69,7 @@ class SERAC(MemoryEditor):
         edits = check_edits(edits)
         if not edits:
             return []
-        prompts = [edit.prompt for edit in edits]
-        ids = self.memory.add_many(prompts, [edit.target for edit in edits], self.router.embed(prompts))
-        return [str(edit_id) for edit_id in ids]
+        return self.store_edits(edits, self.router.embed([edit.prompt for edit in edits]))
 
     # -- answers -----------------------------------------------------------------------
 
@@ -80,16 +78,23 @@ class SERAC(MemoryEditor):
         return self.router.route(check_texts(prompts, "prompt"))
 
     def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
+        return self._answer(prompts, max_new_tokens, base_answers=True)
+
+    def answer_from_edits(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult | None]:
+        return self._answer(prompts, max_new_tokens, base_answers=False)
+
+    def _answer(self, prompts: Sequence[str], max_new_tokens: int | None, base_answers: bool) -> list[QueryResult | None]:
+        """In-scope prompts answered by the counterfactual model; the others by the base model, or None."""
         max_new_tokens = answer_length(max_new_tokens, self.config.max_new_tokens)
         routes = self.route(prompts)
         answers = self._by_route(
             prompts,
             routes,
             on_edit=lambda edits, queries, _: self.counterfactual.generate(edits, queries, max_new_tokens),
-            on_base=lambda queries, _: self.base.generate(queries, max_new_tokens=max_new_tokens),
+            on_base=lambda queries, _: self.base.generate(queries, max_new_tokens=max_new_tokens) if base_answers else [None] * len(queries),
         )
         return [
-            QueryResult(text, route.in_scope, route.edit_id if route.in_scope else None, route.probability)
+            QueryResult(text, route.in_scope, route.edit_id if route.in_scope else None, route.probability) if text is not None else None
             for text, route in zip(answers, routes)
         ]
 
