@@ -104,8 +104,14 @@ def _by_record(records: Sequence[EditRecord], flat: list) -> dict[str, list]:
     return {record.source: [next(values) for _ in record.locality_prompts] for record in records}
 
 
+ANSWER_CHUNK = 64  # prompts per query_batch call when answering many (a progress bar step)
+
+
 def _answers(editor: Editor, prompts: list[str]) -> list[str]:
-    return [result.text for result in editor.query_batch(prompts)] if prompts else []
+    """The editor's generated answers; hundreds of them take minutes on a CPU, hence the bar."""
+    chunks = [prompts[start : start + ANSWER_CHUNK] for start in range(0, len(prompts), ANSWER_CHUNK)]
+    progress = tqdm(chunks, desc="answering locality prompts", unit="chunk", disable=len(chunks) < 2, leave=False)
+    return [result.text for chunk in progress for result in editor.query_batch(chunk)]
 
 
 def measure(editor: Editor, records: Sequence[EditRecord], before: Unedited) -> dict[str, float]:
