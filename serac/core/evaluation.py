@@ -9,9 +9,10 @@ Out-of-scope outputs are compared with the unedited editor's, scored once before
 Edit and rephrase success are exact matches (every target token the argmax); the token-level
 `*_token_accuracy` beside them are EasyEdit's reliability and generalization. Locality is
 reported two ways: whether the teacher-forced argmax on the gold answer changed (`drawdown`,
-any token; `locality_token`: EasyEdit's share of unchanged positions), and, from generated answers, the model's own exact match and token F1
-against the gold answers before and after the edits, with the share of answers that changed
-(`locality_answer_*`), so a table shows that the base model answers something.
+any token; `locality_token`: EasyEdit's share of unchanged positions), and, from generated
+answers, the model's own exact match and token F1 against the gold answers before and after
+the edits, with the share of answers that changed (`locality_answer_*`), so a table shows
+that the base model answers something.
 
 Some datasets edit one fact several times with different targets (zsRE dev: 116 of its 537
 edits are rewritten by a later one). No editor can give both targets for one question, so
@@ -92,11 +93,16 @@ class Unedited:
 
     @classmethod
     def of(cls, editor: Editor, records: Sequence[EditRecord], with_answers: bool) -> "Unedited":
-        prompts = [prompt for record in records for prompt in record.locality_prompts]
-        golds = [answer for record in records for answer in record.locality_answers]
+        prompts, golds = _locality_pairs(records)
         scores = _by_record(records, editor.score(prompts, golds) if prompts else [])
         answers = _by_record(records, _answers(editor, prompts)) if with_answers else None
         return cls(scores, answers)
+
+
+def _locality_pairs(records: Sequence[EditRecord]) -> tuple[list[str], list[str]]:
+    """Every record's locality prompts and their gold answers, flattened in record order."""
+    prompts = [prompt for record in records for prompt in record.locality_prompts]
+    return prompts, [answer for record in records for answer in record.locality_answers]
 
 
 def _by_record(records: Sequence[EditRecord], flat: list) -> dict[str, list]:
@@ -142,9 +148,9 @@ def measure(editor: Editor, records: Sequence[EditRecord], before: Unedited) -> 
 
 def _answer_locality(editor: Editor, records: Sequence[EditRecord], answers_before: dict[str, list[str]]) -> dict[str, float]:
     """The model's own answers to the locality prompts against the gold answers, before and after the edits."""
-    golds = [answer for record in records for answer in record.locality_answers]
+    prompts, golds = _locality_pairs(records)
     before = [answer for record in records for answer in answers_before[record.source]]
-    after = _answers(editor, [prompt for record in records for prompt in record.locality_prompts])
+    after = _answers(editor, prompts)
     return {
         "locality_answer_em_before": metrics.answer_exact_match(before, golds),
         "locality_answer_em_after": metrics.answer_exact_match(after, golds),
