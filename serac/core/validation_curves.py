@@ -3,7 +3,8 @@
 `validation.jsonl` holds one JSON object per validation: the step, the epoch, the wall-clock
 time it was written (`time`, UTC ISO 8601), the training time spent so far (`elapsed_seconds`,
 summed over resumed sessions) and every validation metric. `validation.png` plots each metric
-against the step, redrawn after every validation when asked for.
+against the step (metrics named `group/member` together), redrawn after every validation
+when asked for.
 """
 
 import json
@@ -58,19 +59,28 @@ def read_validation_curves(path: str | Path) -> list[dict]:
 
 
 def plot_validation_curves(rows: list[dict], path: str | Path) -> None:
-    """One panel per metric against the training step, written atomically to `path` (PNG)."""
+    """One panel per metric against the training step, written atomically to `path` (PNG).
+
+    Metrics named `group/member` (e.g. `alpha/<layer>`, one per edited layer) share a panel.
+    """
     names = sorted({name for row in rows for name in row if name not in _BOOKKEEPING})
-    if not names:
+    panels: dict[str, list[str]] = {}
+    for name in names:
+        panels.setdefault(name.split("/")[0], []).append(name)
+    if not panels:
         return
-    columns = min(_PANELS_PER_ROW, len(names))
-    lines = math.ceil(len(names) / columns)
+    columns = min(_PANELS_PER_ROW, len(panels))
+    lines = math.ceil(len(panels) / columns)
     figure = Figure(figsize=(4 * columns, 2.6 * lines), layout="constrained")
     FigureCanvasAgg(figure)
-    for index, name in enumerate(names):
+    for index, (title, members) in enumerate(panels.items()):
         axes = figure.add_subplot(lines, columns, index + 1)
-        points = [(row["step"], row[name]) for row in rows if isinstance(row.get(name), (int, float))]
-        axes.plot([step for step, _ in points], [value for _, value in points], marker=".")
-        axes.set_title(name, fontsize=8)
+        for name in members:
+            points = [(row["step"], row[name]) for row in rows if isinstance(row.get(name), (int, float))]
+            axes.plot([step for step, _ in points], [value for _, value in points], marker=".", label=name.removeprefix(title + "/"))
+        if len(members) > 1:
+            axes.legend(fontsize=5)
+        axes.set_title(title, fontsize=8)
         axes.tick_params(labelsize=7)
         axes.grid(alpha=0.3)
     figure.supxlabel("training step", fontsize=9)
