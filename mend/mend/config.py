@@ -12,6 +12,7 @@ from serac.core.text_checks import check_text
 # model: another architecture is handled by setting `module_pattern` or `edit_modules`.
 MLP_MODULE_PATTERN = r"(^|\.)(mlp|feed_forward|ffn|DenseReluDense)\.|(^|\.)fc[12]$"
 INITS = ("identity", "random")
+LOCALITY_POSITIONS = ("answer", "input")
 
 
 @dataclass
@@ -35,6 +36,12 @@ class MENDConfig:
     edit_lr:        initial value of the learned per-layer step size alpha.
     edit_lr_lr:     learning rate of the step sizes alpha (the networks use the training lr).
     c_edit:         weight of the edit loss: L = c_edit * L_edit + L_locality.
+    locality_positions: where training's locality loss compares the model before and after an
+                    edit, KL(pre ‖ post) of the next-token distributions averaged over: "answer",
+                    the locality answer's tokens (teacher forced); "input", every position of the
+                    locality input, question and answer (as MEND's code: its KL is masked with
+                    the locality input's attention mask). An encoder-decoder's decoder sees only
+                    the answer, so there both are the same.
     max_new_tokens: answer length of `query` when the caller does not give one.
     """
 
@@ -48,6 +55,7 @@ class MENDConfig:
     edit_lr: float = 1e-4
     edit_lr_lr: float = 1e-4
     c_edit: float = 0.1
+    locality_positions: str = "answer"
     max_new_tokens: int = 20
 
     def __post_init__(self) -> None:
@@ -76,6 +84,8 @@ class MENDConfig:
                 raise ValueError(f"MENDConfig.{name} must be an int >= 1, got {value!r}")
         if self.init not in INITS:
             raise ValueError(f"MENDConfig.init must be one of {INITS}, got {self.init!r}")
+        if self.locality_positions not in LOCALITY_POSITIONS:
+            raise ValueError(f"MENDConfig.locality_positions must be one of {LOCALITY_POSITIONS}, got {self.locality_positions!r}")
         for name in ("edit_lr", "edit_lr_lr", "c_edit"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

@@ -4,8 +4,10 @@
     edit_id = editor.add_edit("Who is the president of the US?", "Ada Lovelace")
     editor.query("Who leads the United States?")
 
-`add_edits` edits with a whole batch in one update; successive calls accumulate (each
-update is computed on the weights the earlier ones left). Each edit's own share of its
+`add_edits` edits with a whole batch in one update (the paper's batched edits): the sum of
+the updates each edit would make alone from the same weights, since each edit's gradient
+factors do not depend on the batch (see `compute_gradient_factors`). Successive calls
+accumulate (each update is computed on the weights the earlier ones left). Each edit's own share of its
 batch's update is kept as factors (a few vectors per token, not a weight-sized matrix), so
 `remove_edit` can subtract it. Under sequential edits that is approximate: later updates
 were computed on weights that still held the removed edit, and they stay. Removing the last

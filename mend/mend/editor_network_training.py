@@ -1,12 +1,13 @@
 """MEND's training objective, as an algorithm of the shared loop: L = c_edit · L_edit + L_locality.
 
 One step edits the model with every record of the batch at once:
-1. u and δ of the edits' NLL at each edited layer, detached: no higher-order gradients
-   flow through the base model;
+1. u and δ of the edits' NLL (each edit's own mean) at each edited layer, detached: no
+   higher-order gradients flow through the base model;
 2. the editor networks turn them into a weight update ΔW, which carries the gradient;
 3. L_edit is the NLL of the edit target after the in-scope inputs (the rephrases), and
-   L_locality the KL(pre ‖ post) of the locality answers' next-token distributions, both
-   with the weights W + ΔW run through `functional_call`: the model is never written.
+   L_locality the KL(pre ‖ post) of the next-token distributions on the locality inputs (at
+   the answer's positions or all of them: `MENDConfig.locality_positions`), both with the
+   weights W + ΔW run through `functional_call`: the model is never written.
 """
 
 from dataclasses import replace
@@ -24,9 +25,8 @@ from serac.core.records import EditRecord
 from serac.core.training import TrainableAlgorithm
 
 
-def locality_kl(pre_logits: torch.Tensor, post_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean over the labelled positions of KL(pre ‖ post) between next-token distributions."""
-    mask = labels != IGNORE
+def locality_kl(pre_logits: torch.Tensor, post_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the masked positions of KL(pre ‖ post) between next-token distributions."""
     pre = F.log_softmax(pre_logits[mask].float(), dim=-1)
     post = F.log_softmax(post_logits[mask].float(), dim=-1)
     return (pre.exp() * (pre - post)).sum(-1).mean()
@@ -109,7 +109,13 @@ class MENDTraining(TrainableAlgorithm):
         deltas = weight_deltas(model, self.transform(factors))
         return {f"{name}.weight": nethook.get_module(model, name).weight + delta for name, delta in deltas.items()}
 
-    def _losses(self, batch: dict) -> dict[str, torch.Tensor]:
+    def _locality_mask(self, locality_batch: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        """The positions of the aligned locality logits the KL averages over (see `locality_positions`)."""
+        if self.config.locality_positions == "answer" or self.language_model.is_encoder_decoder:
+            return labels != IGNORE
+        return locality_batch["attention_mask"][:, 1:].bool()  # each position that predicts an input token
+
+    def _losses(self, batch: dict) -> dict:
         lm = self.language_model
         edited = self.edited_parameters(batch["edit"])
         in_scope_logits, in_scope_labels = lm.target_logits(batch["in_scope"], parameters=edited)
@@ -117,8 +123,9 @@ class MENDTraining(TrainableAlgorithm):
             pre_logits, locality_labels = lm.target_logits(batch["locality"])
         post_logits, _ = lm.target_logits(batch["locality"], parameters=edited)
         edit_loss = F.cross_entropy(in_scope_logits.flatten(0, 1).float(), in_scope_labels.flatten(), ignore_index=IGNORE)
-        locality_loss = locality_kl(pre_logits, post_logits, locality_labels)
+        locality_loss = locality_kl(pre_logits, post_logits, self._locality_mask(batch["locality"], locality_labels))
         return {
+            "edited": edited,
             "loss": self.config.c_edit * edit_loss + locality_loss,
             "loss_edit": edit_loss,
             "loss_locality": locality_loss,
@@ -139,18 +146,27 @@ class MENDTraining(TrainableAlgorithm):
         return losses["loss"], logs
 
     def validate(self, batch: dict) -> dict[str, float]:
-        """Losses; rephrase success (exact match) after and before the edit; locality drawdown."""
+        """After the batch's edits, made at once: the losses (`loss_locality` is the KL); edit and
+        rephrase success, strict (exact match) and token-level, with rephrase success before the
+        edits; locality both ways (strict `drawdown`, token-level `locality_token`, on the answer's
+        positions, as the evaluation measures them); and the step size α of every edited layer."""
+        lm = self.language_model
         losses = self._losses(batch)
-        after = scores_from_logits(losses["in_scope_logits"], losses["in_scope_labels"])
-        before = scores_from_logits(*self.language_model.target_logits(batch["in_scope"]))
+        edits = scores_from_logits(*lm.target_logits(batch["edit"], parameters=losses["edited"]))
+        rephrases = scores_from_logits(losses["in_scope_logits"], losses["in_scope_labels"])
+        rephrases_before = scores_from_logits(*lm.target_logits(batch["in_scope"]))
+        locality_before = scores_from_logits(losses["pre_logits"], losses["locality_labels"])
+        locality_after = scores_from_logits(losses["post_logits"], losses["locality_labels"])
+        step_sizes = dict(zip(self.module_names, self.transform.edit_lrs.tolist()))
         return {
             "loss": losses["loss"].item(),
             "loss_edit": losses["loss_edit"].item(),
             "loss_locality": losses["loss_locality"].item(),
-            "rephrase_success": metrics.edit_success(after),
-            "rephrase_success_before": metrics.edit_success(before),
-            "drawdown": metrics.drawdown(
-                scores_from_logits(losses["pre_logits"], losses["locality_labels"]),
-                scores_from_logits(losses["post_logits"], losses["locality_labels"]),
-            ),
-        }
+            "edit_success": metrics.edit_success(edits),
+            "edit_token_accuracy": metrics.token_accuracy(edits),
+            "rephrase_success": metrics.edit_success(rephrases),
+            "rephrase_token_accuracy": metrics.token_accuracy(rephrases),
+            "rephrase_success_before": metrics.edit_success(rephrases_before),
+            "drawdown": metrics.drawdown(locality_before, locality_after),
+            "locality_token": metrics.token_locality(locality_before, locality_after),
+        } | {f"alpha/{name}": value for name, value in step_sizes.items()}

@@ -6,6 +6,7 @@ import random
 
 from serac.core.data import load_records
 from serac.core.records import EditRecord
+from serac.core.training_data import normalise, record_texts, repeated, with_extra_locality, without_held_out
 
 
 def split_train_validation(records: list[EditRecord], fraction: float, seed: int) -> tuple[list[EditRecord], list[EditRecord]]:
@@ -17,12 +18,29 @@ def split_train_validation(records: list[EditRecord], fraction: float, seed: int
 
 
 def training_records(config: dict) -> tuple[list[EditRecord], list[EditRecord]]:
-    """(train, validation) records: the experiment's training split less a held-out fraction, plus extra training data."""
-    experiment, data_dir = config["experiment"], config.get("data_dir")
+    """(train, validation) records: the experiment's training split less a held-out fraction, plus the
+    extra training data and locality inputs it names, without anything from its held-out files
+    (the keys are described in `serac.core.training_data`)."""
+    experiment, data_dir, seed = config["experiment"], config.get("data_dir"), config.get("seed", 0)
+    held_out = set()
+    for source in experiment.get("held_out") or []:
+        held_out |= {text for record in load_records(source["dataset"], source["split"], data_dir) for text in record_texts(record)}
     records = load_records(experiment["dataset"], experiment["train_split"], data_dir, config["alg"].get("train_limit"))
-    train_records, val_records = split_train_validation(records, experiment["validation_fraction"], config.get("seed", 0))
-    for extra in experiment.get("extra_train", []):
-        train_records += load_records(extra["dataset"], extra["split"], data_dir, extra.get("limit"))
+    records = without_held_out(records, held_out, f"{experiment['dataset']}/{experiment['train_split']}")
+    train_records, val_records = split_train_validation(records, experiment["validation_fraction"], seed)
+    train_records = repeated(train_records, experiment.get("train_repeat", 1), "train")
+    for extra in experiment.get("extra_train") or []:
+        name = f"{extra['dataset']}/{extra['split']}"
+        extra_records = without_held_out(load_records(extra["dataset"], extra["split"], data_dir, extra.get("limit")), held_out, name)
+        train_records += repeated(extra_records, extra.get("repeat", 1), name)
+    locality = experiment.get("extra_locality")
+    if locality:
+        pairs = [
+            (record.prompt, record.target)
+            for record in load_records(locality["dataset"], locality["split"], data_dir)
+            if normalise(record.prompt) not in held_out
+        ]
+        train_records = with_extra_locality(train_records, pairs, locality.get("per_record", 1), seed)
     return train_records, val_records
 
 

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from serac.core.setting_checks import check_bool
+
 _MIXED_PRECISION = ("no", "fp16", "bf16")
 
 
@@ -33,6 +35,7 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     tensorboard: bool = False
+    plot_validation: bool = False  # redraw output_dir/validation.png after every validation
     mixed_precision: str = "no"  # "no", "fp16" or "bf16"
     # Several processes: tolerate trainable parameters the loss does not use (e.g. a BERT
     # pooler whose output is ignored), which DDP otherwise rejects; False is a little faster.
@@ -51,6 +54,8 @@ class TrainConfig:
             raise ValueError("lr must be positive; weight_decay and warmup_steps must not be negative")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise ValueError(f"max_grad_norm must be None or positive, got {self.max_grad_norm}")
+        for name in ("resume", "tensorboard", "plot_validation", "find_unused_parameters"):
+            check_bool(getattr(self, name), name)
         if self.lr_decay not in ("constant", "linear"):
             raise ValueError(f"lr_decay must be 'constant' or 'linear', got {self.lr_decay!r}")
         if self.early_stop_mode not in ("min", "max"):

@@ -12,6 +12,8 @@ What a run leaves in `output_dir` (shared by all processes):
                              process) + trainer_state.json; replaced atomically
     best/model.safetensors   the trained weights at the best validation
     metrics.csv              one row per log and per validation
+    validation.jsonl         one row per validation, with wall-clock and training time
+                             (and validation.png, its curves, when `config.plot_validation`)
     tensorboard/             event files, when `config.tensorboard`
 """
 
@@ -21,6 +23,7 @@ import logging
 import math
 import os
 import shutil
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -44,6 +47,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from serac.core.train_config import TrainConfig
+from serac.core.validation_curves import CURVES_FILE, PLOT_FILE, ValidationCurves
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +103,7 @@ class TrainerState:
     best_metric: float | None = None
     best_step: int | None = None
     bad_validations: int = 0  # validations in a row without improvement
+    elapsed_seconds: float = 0.0  # training time so far, summed over resumed sessions
 
 
 @dataclass
@@ -153,6 +158,8 @@ def train(algorithm: TrainableAlgorithm, train_items: Sequence, val_items: Seque
         state = TrainerState()
         _clear_previous_run(accelerator, output_dir)
     metrics = _MetricsLog(output_dir, state.step, config.tensorboard) if accelerator.is_main_process else None
+    curves = ValidationCurves(output_dir, state.step, config.plot_validation) if accelerator.is_main_process else None
+    session_started, elapsed_before = time.monotonic(), state.elapsed_seconds
 
     parameters = algorithm.trainable_parameters()
     running = _RunningMeans()
@@ -186,11 +193,14 @@ def train(algorithm: TrainableAlgorithm, train_items: Sequence, val_items: Seque
                 progress.set_postfix(loss=f"{train_logs['loss']:.4g}")
             if state.step % config.val_every == 0 or state.step == total_steps:
                 val_metrics = _validate(accelerator, algorithm, val_items, config)
+                state.elapsed_seconds = elapsed_before + time.monotonic() - session_started
                 if metrics:
                     metrics.write(state, "val", val_metrics)
+                    curves.write(state.step, state.epoch, state.elapsed_seconds, val_metrics)
                 _track_best(accelerator, algorithm, val_metrics, state, config, output_dir)
             finished = _finished(state, config, total_steps)
             if config.checkpoint_every and (state.step % config.checkpoint_every == 0 or finished):
+                state.elapsed_seconds = elapsed_before + time.monotonic() - session_started
                 _save_checkpoint(accelerator, output_dir, state)
             if finished:
                 break
@@ -365,7 +375,8 @@ def _clear_previous_run(accelerator: Accelerator, output_dir: Path) -> None:
         output_dir.mkdir(parents=True, exist_ok=True)
         for name in (CHECKPOINT_DIR, CHECKPOINT_DIR + ".old", CHECKPOINT_DIR + ".tmp", BEST_DIR, TENSORBOARD_DIR):
             shutil.rmtree(output_dir / name, ignore_errors=True)
-        (output_dir / METRICS_FILE).unlink(missing_ok=True)
+        for name in (METRICS_FILE, CURVES_FILE, PLOT_FILE):
+            (output_dir / name).unlink(missing_ok=True)
     accelerator.wait_for_everyone()
 
 

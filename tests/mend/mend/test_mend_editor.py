@@ -56,7 +56,7 @@ def test_an_edit_is_a_step_on_the_edited_layers_only(tiny_lm, model_name, settin
 
 
 def batch_gradients(lm, names, rows: list[int]) -> dict[str, torch.Tensor]:
-    """Gradients of the NLL of all EDITS (mean over their target tokens), counting only `rows`' tokens."""
+    """Gradients of the sum over `rows` of each edit's mean target NLL, with all EDITS in one batch."""
     batch = lm.batch([p for p, _ in EDITS], [t for _, t in EDITS])
     weights = [nethook.get_module(lm.model, name).weight for name in names]
     with torch.enable_grad():
@@ -64,8 +64,8 @@ def batch_gradients(lm, names, rows: list[int]) -> dict[str, torch.Tensor]:
             weight.requires_grad_(True)
         logits, labels = lm.target_logits(batch)
         token_nll = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE, reduction="none")
-        loss = token_nll[rows].sum() / (labels != IGNORE).sum()
-        gradients = dict(zip(names, torch.autograd.grad(loss, weights)))
+        edit_nll = token_nll.sum(-1) / (labels != IGNORE).sum(-1)
+        gradients = dict(zip(names, torch.autograd.grad(edit_nll[rows].sum(), weights)))
         for weight in weights:
             weight.requires_grad_(False)
     return gradients
@@ -87,6 +87,25 @@ def test_a_batch_of_edits_is_one_gradient_step_split_per_edit(tiny_lm):
     assert_step(all_three)
     editor.remove_edit(ids[1])  # each edit's share of its batch's update is kept apart
     assert_step(without_second)
+
+
+@pytest.mark.parametrize("model_name", ["tiny-llama", "tiny-gpt2"])
+def test_k_edits_in_one_batch_make_the_sum_of_their_single_updates(tiny_lm, model_name):
+    """Batched MEND (the paper's batched edits): one update from the unedited weights, and each edit
+    in it as strong as alone (its factors do not shrink with the batch size), through trained-like
+    networks (not the identity, with normaliser statistics)."""
+    editor = nontrivial_editor(tiny_lm(model_name), model_name)
+    unedited = snapshot(editor)
+    single_updates = []
+    for edit in EDITS:
+        editor.add_edit(*edit)
+        single_updates.append({name: value - unedited[name] for name, value in snapshot(editor).items()})
+        editor.reset()
+    editor.add_edits(EDITS)
+    for name, value in snapshot(editor).items():
+        expected = sum(update[name] for update in single_updates)
+        assert torch.allclose(value - unedited[name], expected, atol=1e-6), name
+    assert any(update.abs().sum() > 0 for update in single_updates[0].values())
 
 
 def test_sequential_edits_accumulate_and_reset_restores_bit_for_bit(tiny_lm):

@@ -103,3 +103,33 @@ def test_dialogue_records_train_on_question_reply_pairs(tiny_lm):
     loss, _ = training(training.collate(records))
     loss.backward()
     assert torch.isfinite(loss) and all(n.u1.grad is not None for n in training.transform.networks.values())
+
+
+def test_validation_reports_edits_rephrases_locality_both_ways_and_every_step_size(tiny_lm):
+    lm = tiny_lm("tiny-llama")
+    training = MENDTraining(lm, MENDConfig(model_name="tiny-llama", rank=4, layers=[-1]), lr=1e-4).eval()
+    with torch.no_grad():
+        result = training.validate(training.collate(RECORDS))
+    expected = {
+        "loss", "loss_edit", "loss_locality", "edit_success", "edit_token_accuracy", "rephrase_success",
+        "rephrase_token_accuracy", "rephrase_success_before", "drawdown", "locality_token",
+    } | {f"alpha/{name}" for name in training.module_names}
+    assert set(result) == expected
+    assert all(0 <= result[name] <= 1 for name in ("edit_success", "drawdown", "locality_token"))
+    assert result[f"alpha/{training.module_names[0]}"] == pytest.approx(1e-4)
+
+
+def test_the_locality_kl_covers_the_answer_or_the_whole_locality_input(tiny_lm):
+    lm = tiny_lm("tiny-gpt2")
+    batch = lm.batch([prompt for prompt, _ in LOCALITY], [answer for _, answer in LOCALITY])
+    _, labels = lm.target_logits(batch)
+    masks = {
+        positions: MENDTraining(lm, MENDConfig(model_name="tiny-gpt2", rank=4, locality_positions=positions), lr=1e-4)
+        ._locality_mask(batch, labels)
+        for positions in ("answer", "input")
+    }
+    assert torch.equal(masks["answer"], labels != -100)
+    assert torch.equal(masks["input"], batch["attention_mask"][:, 1:].bool())
+    assert (masks["input"] & masks["answer"]).sum() == masks["answer"].sum() < masks["input"].sum()
+    with pytest.raises(ValueError, match="locality_positions must be one of"):
+        MENDConfig(model_name="tiny-gpt2", locality_positions="all")

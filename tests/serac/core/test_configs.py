@@ -28,3 +28,10 @@ def test_the_dialogue_preset_trains_the_counterfactual_model_longer_with_the_pre
     assert dialogue.preference_weight > 0
     assert dialogue.counterfactual_training.max_steps > quick.counterfactual_training.max_steps
     assert dialogue.classifier_training == quick.classifier_training
+
+
+def test_the_full_mend_preset_stops_on_validation_and_resumes():
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
+        training = compose("train", overrides=["alg=mend_full", "experiment=zsre_mixed"]).alg.training
+    assert training.early_stop_patience and training.max_steps >= 10 * training.val_every * training.early_stop_patience
+    assert training.resume and training.checkpoint_every and training.plot_validation

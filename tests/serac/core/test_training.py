@@ -14,6 +14,7 @@ from training_toy import PAIRS, AnswerQuestions, WithUnusedParameters
 
 from serac.core.train_config import TrainConfig
 from serac.core.training import CheckpointError, load_trained_weights, train
+from serac.core.validation_curves import read_validation_curves
 
 TOY_SCRIPT = Path(__file__).with_name("training_toy.py")
 
@@ -90,6 +91,23 @@ def test_a_resumed_run_starts_at_the_checkpoint_and_ends_where_an_uninterrupted_
     # The rows the crashed run logged after its checkpoint (steps 6, 7) were replaced, not duplicated.
     assert [int(row["step"]) for row in rows(result) if row["train/loss"]] == list(range(1, 11))
     assert rows(result) == rows(tmp_path / "straight" / "metrics.csv")
+
+
+def test_validation_curves_are_kept_per_validation_plotted_and_resumed_without_duplicates(tmp_path):
+    settings = dict(max_steps=8, val_every=2, checkpoint_every=4, plot_validation=True)
+    with pytest.raises(RuntimeError, match="simulated crash at step 6"):
+        train(AnswerQuestions(crash_at_step=6), PAIRS, PAIRS, config(tmp_path, **settings))
+    assert [row["step"] for row in read_validation_curves(tmp_path / "validation.jsonl")] == [2, 4]
+    train(AnswerQuestions(), PAIRS, PAIRS, config(tmp_path, resume=True, **settings))
+
+    curves = read_validation_curves(tmp_path / "validation.jsonl")
+    assert [row["step"] for row in curves] == [2, 4, 6, 8]
+    assert {"epoch", "time", "elapsed_seconds", "loss", "accuracy"} <= set(curves[0])
+    elapsed = [row["elapsed_seconds"] for row in curves]
+    assert elapsed == sorted(elapsed) and elapsed[0] >= 0  # training time goes on across the resume
+    assert (tmp_path / "validation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    train(AnswerQuestions(), PAIRS, PAIRS, config(tmp_path, **settings | {"max_steps": 2}))  # a fresh start
+    assert [row["step"] for row in read_validation_curves(tmp_path / "validation.jsonl")] == [2]
 
 
 def test_resuming_a_finished_run_does_nothing_more(tmp_path):
@@ -173,6 +191,8 @@ def test_config_rejects_bad_values():
         TrainConfig(output_dir="out", early_stop_mode="best")
     with pytest.raises(ValueError, match="grad_accumulation"):
         TrainConfig(output_dir="out", grad_accumulation=0)
+    with pytest.raises(ValueError, match="plot_validation must be true or false, got 'yes'"):
+        TrainConfig(output_dir="out", plot_validation="yes")
 
 
 def test_processes_that_did_not_join_one_group_are_refused(tmp_path, monkeypatch):
