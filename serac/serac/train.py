@@ -71,7 +71,7 @@ def train_serac(setup: SERACTraining, train_records: list[EditRecord], val_recor
         check_model_name(name)
     device = pick_device(device)
 
-    classifier = ScopeClassifier(config.classifier_backbone, config.max_classifier_tokens).to(device)
+    classifier = ScopeClassifier.from_backbone(config.classifier_backbone, config.max_classifier_tokens).to(device)
     train_pairs = scope_pairs(train_records, mine_hard_negatives(classifier, train_records, setup.hard_negatives_per_edit), setup.seed)
     val_pairs = scope_pairs(val_records, mine_hard_negatives(classifier, val_records, setup.hard_negatives_per_edit), setup.seed)
     log.info("scope classifier: %d training pairs, %d validation pairs", len(train_pairs), len(val_pairs))

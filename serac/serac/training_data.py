@@ -37,10 +37,9 @@ def in_scope_queries(record: EditRecord) -> list[str]:
     return [record.prompt, *record.rephrases]
 
 
-@torch.no_grad()
-def mine_hard_negatives(classifier: ScopeClassifier, records: list[EditRecord], per_edit: int, batch_size: int = 128) -> list[list[int]]:
+def mine_hard_negatives(classifier: ScopeClassifier, records: list[EditRecord], per_edit: int) -> list[list[int]]:
     """For each record, the indexes of the `per_edit` other records whose prompts embed closest to it."""
-    vectors = torch.cat([classifier.embed([r.prompt for r in records[i : i + batch_size]]) for i in range(0, len(records), batch_size)])
+    vectors = torch.from_numpy(classifier.encode([r.prompt for r in records]))
     similarity = vectors @ vectors.T
     similarity.fill_diagonal_(-2.0)
     # Records may repeat a prompt (several edits of one fact): those are not negatives of each other.
