@@ -45,7 +45,9 @@ class SERACConfig:
     # edit of exactly the query, else the best-scoring edit answers (the original SERAC).
     conflicts: str = "newest"
     conflict_margin: float = 2.0  # a finite logit difference >= 0
-    index_kind: str = "flat"
+    # "auto": exact search while the memory is small, an IVF index trained in the background
+    # past 50,000 edits (see index.MemoryConfig); "flat", "ivf", "hnsw" fix the kind.
+    index_kind: str = "auto"
     max_classifier_tokens: int = 128  # 1..512 tokens of (edit, query) read by the classifier
     # How edits and queries are embedded at inference: "torch", or the embedder exported to ONNX
     # Runtime ("onnx", the same vectors) with int8 weights ("onnx-int8": faster, vectors move a
