@@ -28,3 +28,14 @@ def test_the_dialogue_preset_trains_the_counterfactual_model_longer_with_the_pre
     assert dialogue.preference_weight > 0
     assert dialogue.counterfactual_training.max_steps > quick.counterfactual_training.max_steps
     assert dialogue.classifier_training == quick.classifier_training
+
+
+def test_the_counterfact_presets_add_relation_negatives_to_the_quick_and_full_schedules():
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
+        quick = compose("train", overrides=["alg=serac_quick"]).alg
+        full = compose("train", overrides=["alg=serac"]).alg
+        counterfact_quick = compose("train", overrides=["alg=serac_counterfact_quick", "experiment=counterfact"]).alg
+        counterfact_full = compose("train", overrides=["alg=serac_counterfact", "experiment=counterfact"]).alg
+    assert quick.relation_negatives_per_edit == 0 and counterfact_quick.relation_negatives_per_edit > 0
+    assert counterfact_quick.classifier_training == quick.classifier_training
+    assert counterfact_full.classifier_training == full.classifier_training and counterfact_full.relation_negatives_per_edit > 0
