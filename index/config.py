@@ -37,7 +37,8 @@ class MemoryConfig:
     target_recall:    "auto": the recall@1 the chosen nprobe must reach (0 < r <= 1).
     retrain_growth:   "auto": train again when the memory has grown this many times (> 1).
     max_text_chars:   longest prompt or target accepted.
-    flush_every:      write the index file after this many changes (0: only on
+    flush_every:      write the index file after this many changes, or a tenth of the
+                      memory's size when that is more (0: only on
                       flush()/close()). Edits are durable without it: the store is the
                       source of truth and a stale index file is rebuilt on open. Writing
                       a 1M-vector index takes seconds, so keep this large.

@@ -15,7 +15,8 @@ Nothing half-built is ever searched or saved: flush() writes whichever index is 
 A build still running when the memory closes is dropped (the next open starts it again).
 
 An add is durable once the store has committed it. The index file is written lazily,
-on flush()/close() and every `flush_every` changes, because writing a 1M-vector index
+on flush()/close() and every `flush_every` changes (or a tenth of the memory's size, when
+that is more), because writing a 1M-vector index
 takes seconds. On open, an index file that is missing, stale, corrupt, built with other
 settings or written for another store is rebuilt from the store, with a logged warning;
 nothing is lost.
@@ -201,7 +202,9 @@ class EditMemory:
     def _record_changes(self, count: int, index_changed: bool) -> None:
         self._changes_since_flush += count
         self._index_changed_since_save |= index_changed
-        if self.config.flush_every and self._changes_since_flush >= self.config.flush_every:
+        # Each write rewrites the whole file, so a large memory waits for a tenth of its size in
+        # changes: writing stays a fixed share of the work (1.5 GB every 10k adds at 1M would not).
+        if self.config.flush_every and self._changes_since_flush >= max(self.config.flush_every, len(self._index) // 10):
             try:
                 self.flush()
             except (OSError, RuntimeError) as error:  # faiss raises RuntimeError when it cannot write
