@@ -83,14 +83,15 @@ def test_a_trained_index_is_saved_and_loaded_without_rebuilding(open_memory, uni
 def test_the_index_is_trained_again_when_the_memory_has_doubled(open_memory, unit_vectors, add_numbered):
     memory = open_memory(AUTO)
     vectors = unit_vectors(1000)
-    add_numbered(memory, vectors[:400])
+    ids = add_numbered(memory, vectors[:400])
     assert memory.wait_for_index_build(timeout=60)
     assert memory.info()["approximation"]["vectors"] == 400
-    memory.add_many(["p"] * 399, ["t"] * 399, vectors[400:799])
+    ids += memory.add_many(["p"] * 399, ["t"] * 399, vectors[400:799])
     assert not memory.is_building_index
-    memory.add_many(["p"] * 201, ["t"] * 201, vectors[799:])
+    ids += memory.add_many(["p"] * 201, ["t"] * 201, vectors[799:])
     assert memory.wait_for_index_build(timeout=60)
-    assert memory.info()["approximation"]["vectors"] == 1000
+    assert memory.info()["approximation"]["vectors"] == 1000  # trained on the IVF index's own contents
+    assert _ids_found_by_own_vector(memory, ids, vectors)
 
 
 def test_a_build_running_when_the_memory_is_cleared_or_closed_is_dropped(open_memory, unit_vectors, add_numbered, monkeypatch):
