@@ -19,6 +19,7 @@ from typing import Any
 
 from index.config import MemoryConfig
 from index.errors import IndexFileError
+from index.ivf_build import Approximation
 from index.safe_files import write_bytes_atomically
 from index.store import StoreState
 from index.vectors import VectorIndex
@@ -27,7 +28,8 @@ INDEX_FILE = "vectors.faiss"
 MANIFEST_FILE = "vectors.json"
 _CHECKSUM_CHUNK_BYTES = 1 << 24
 # Settings that shape the saved structure; ef_search and nprobe apply at search time.
-_SETTINGS_FIXED_AT_BUILD = {"flat": (), "flat_l2": (), "hnsw": ("hnsw_m",), "ivf": ("ivf_nlist",)}
+# "auto" loads either structure it saves (exact, or IVF with its measurements).
+_SETTINGS_FIXED_AT_BUILD = {"flat": (), "flat_l2": (), "hnsw": ("hnsw_m",), "ivf": ("ivf_nlist",), "auto": ()}
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class IndexManifest:
     store_digest: str
     file_bytes: int
     file_crc32: int
+    approximation: dict[str, Any] | None = None  # "auto": what its trained IVF index measured
 
     def reflects(self, state: StoreState) -> bool:
         return (self.store_uuid, self.store_generation, self.count, self.store_digest) == (
@@ -79,6 +82,7 @@ def save_index_files(folder: Path, index: VectorIndex, state: StoreState) -> Ind
         store_digest=state.digest,
         file_bytes=file_bytes,
         file_crc32=file_crc32,
+        approximation=index.approximation.as_dict() if index.approximation is not None else None,
     )
     write_manifest(folder, manifest)
     return manifest
@@ -121,7 +125,11 @@ def load_index_files(folder: Path, dim: int, config: MemoryConfig, state: StoreS
             f"{index_path} is truncated or corrupt: {fingerprint[0]} bytes with CRC-32 {fingerprint[1]}, "
             f"expected {manifest.file_bytes} bytes with CRC-32 {manifest.file_crc32}"
         )
-    index = VectorIndex.load(index_path, dim, config)
+    try:
+        approximation = Approximation(**manifest.approximation) if manifest.approximation is not None else None
+    except TypeError as error:
+        raise IndexFileError(f"{folder / MANIFEST_FILE} has unreadable index measurements: {error}") from error
+    index = VectorIndex.load(index_path, dim, config, approximation)
     if len(index) != state.count:
         raise IndexFileError(f"{index_path} holds {len(index)} vectors; the store holds {state.count} edits")
     return index, manifest

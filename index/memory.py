@@ -7,8 +7,16 @@ A memory is a folder:
   vectors.json   what vectors.faiss reflects.
   memory.lock    held while the folder is open (see folder_lock.py).
 
+An "auto" memory searches exactly until it holds `auto_threshold` edits, then trains an
+IVF index in a background thread (ivf_build.py) from a snapshot of its vectors; searches
+and changes go on meanwhile on the exact index, and the trained index is put in place,
+with the changes made since the snapshot replayed into it, in one step under the lock.
+Nothing half-built is ever searched or saved: flush() writes whichever index is in place.
+A build still running when the memory closes is dropped (the next open starts it again).
+
 An add is durable once the store has committed it. The index file is written lazily,
-on flush()/close() and every `flush_every` changes, because writing a 1M-vector index
+on flush()/close() and every `flush_every` changes (or a tenth of the memory's size, when
+that is more), because writing a 1M-vector index
 takes seconds. On open, an index file that is missing, stale, corrupt, built with other
 settings or written for another store is rebuilt from the store, with a logged warning;
 nothing is lost.
@@ -50,6 +58,7 @@ from index.index_file import (
     save_index_files,
     write_manifest,
 )
+from index.ivf_build import build_ivf
 from index.store import Edit, EditStore, StoreState
 from index.validation import as_query_matrix, as_vector, as_vector_matrix
 from index.vectors import VectorIndex
@@ -153,6 +162,10 @@ class EditMemory:
             undo_if_opening_fails.pop_all()
         self._index_changed_since_save = False
         self._changes_since_flush = 0
+        self._build: threading.Thread | None = None
+        self._build_error: str | None = None
+        with self._lock:
+            self._maybe_start_build()
 
     @classmethod
     def open_existing(cls, path: str | Path, config: MemoryConfig = MemoryConfig()) -> EditMemory:
@@ -189,7 +202,9 @@ class EditMemory:
     def _record_changes(self, count: int, index_changed: bool) -> None:
         self._changes_since_flush += count
         self._index_changed_since_save |= index_changed
-        if self.config.flush_every and self._changes_since_flush >= self.config.flush_every:
+        # Each write rewrites the whole file, so a large memory waits for a tenth of its size in
+        # changes: writing stays a fixed share of the work (1.5 GB every 10k adds at 1M would not).
+        if self.config.flush_every and self._changes_since_flush >= max(self.config.flush_every, len(self._index) // 10):
             try:
                 self.flush()
             except (OSError, RuntimeError) as error:  # faiss raises RuntimeError when it cannot write
@@ -218,7 +233,65 @@ class EditMemory:
             ids = self._store.add_many(prompts, targets, vectors, metadata)
             self._index.add(ids, vectors)
             self._record_changes(len(ids), index_changed=True)
+            self._maybe_start_build()
         return ids
+
+    def _maybe_start_build(self) -> None:
+        """Start training an approximate index in the background when an "auto" memory has grown
+        enough (past `auto_threshold`, then `retrain_growth` times the last one); under the lock."""
+        if self.config.index_kind != "auto" or self.is_building_index or self._build_error is not None:
+            return
+        size = len(self._index)
+        trained = self._index.approximation
+        if size < self.config.auto_threshold or (trained is not None and size < self.config.retrain_growth * trained.vectors):
+            return
+        source = self._index
+        ids, vectors = source.snapshot()
+        self._build = threading.Thread(
+            target=self._build_in_background, args=(source, ids, vectors), name=f"index build for {self.path}", daemon=True
+        )
+        self._build.start()
+
+    def _build_in_background(self, source: VectorIndex, ids: Any, vectors: Any) -> None:
+        try:
+            built, approximation = build_ivf(ids, vectors, self.config.target_recall)
+        except Exception as error:  # noqa: BLE001 - the exact index keeps serving; reported by info()
+            logger.exception("Could not build the approximate index of %s; searching exactly", self.path)
+            with self._lock:
+                self._build_error = f"{type(error).__name__}: {error}"
+            return
+        with self._lock:
+            if self._folder_lock.is_released or self._index is not source:
+                return  # closed or cleared meanwhile: the build is dropped
+            source.install(built, approximation)
+            self._index_changed_since_save = True
+        logger.info("%s now searches an IVF index: %s", self.path, approximation)
+
+    @property
+    def is_building_index(self) -> bool:
+        return self._build is not None and self._build.is_alive()
+
+    def wait_for_index_build(self, timeout: float | None = None) -> bool:
+        """Wait until no approximate index is being built (or `timeout` seconds); True if none is."""
+        build = self._build
+        if build is not None:
+            build.join(timeout)
+        return not self.is_building_index
+
+    def info(self) -> dict[str, Any]:
+        """How the memory searches: edits, index kind, "exact" or the approximate structure in use,
+        whether a build is running, and what the approximate index measured (recall@1, @k, nprobe)."""
+        with self._lock:
+            approximation = self._index.approximation
+            exact = self.config.index_kind in ("flat", "flat_l2") or not self._index.is_trained
+            return {
+                "edits": self._store.count(),
+                "index_kind": self.config.index_kind,
+                "search": "exact" if exact else self.config.index_kind if self.config.index_kind != "auto" else "ivf",
+                "building_index": self.is_building_index,
+                "approximation": approximation.as_dict() if approximation is not None else None,
+                "build_error": self._build_error,
+            }
 
     def remove(self, edit_id: int) -> None:
         """Delete one edit; EditNotFoundError if there is none with this id."""

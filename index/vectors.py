@@ -10,6 +10,10 @@ Kinds (MemoryConfig.index_kind) and how each keeps ids stable under removal:
   ivf            exact IndexIDMap2(IndexFlatIP) until there are 39 vectors per cluster
                  to train on, then IndexIVFFlat, which keeps ids itself (IndexIDMap over
                  IVF mislabels vectors after a removal, so it is not wrapped).
+  auto           exact IndexIDMap2(IndexFlatIP) while small; an IndexIVFFlat built from
+                 a snapshot elsewhere (EditMemory trains it in a background thread, see
+                 ivf_build.py) is put in place with `install`, which first replays the
+                 changes made since the snapshot. Its nprobe is the one the build chose.
 
 Search returns (scores, ids) of shape (n_queries, k): inner products (larger is closer)
 or, for flat_l2, squared L2 distances (smaller is closer). When fewer than k vectors are
@@ -30,16 +34,12 @@ import numpy as np
 from index.config import MemoryConfig
 from index.errors import IndexFileError, InvalidEditError
 from index.gpu import copy_to_gpu, gpu_search_available
+from index.ivf_build import IVF_MIN_POINTS_PER_LIST, Approximation, train_ivf
 from index.safe_files import staged_file
 from index.validation import as_id_array, as_vector_matrix, check_positive_int
 
 _TOMBSTONE = -1
 _MAX_TOMBSTONE_FRACTION = 0.25
-# faiss's own minimum of training points per cluster before it warns of poor clusters.
-_IVF_MIN_POINTS_PER_LIST = 39
-# k-means on faiss's default of 256 points per cluster takes minutes at 1M vectors on
-# two cores; 64 stays well above the 39 faiss asks for.
-_IVF_MAX_TRAINING_POINTS_PER_LIST = 64
 _LIVE_LABELS = faiss.IDSelectorRange(0, np.iinfo(np.int64).max)
 _TRAINED_IVF_STRUCTURE = (("IndexIVFFlat", faiss.METRIC_INNER_PRODUCT),)
 
@@ -61,6 +61,9 @@ class VectorIndex:
         self.config = config
         self._index = self._new_index()
         self._tombstones = 0
+        self.approximation: Approximation | None = None  # "auto": what the installed IVF index measured
+        # "auto": changes made since the snapshot a background build started from, replayed by install().
+        self._changes_since_snapshot: list[tuple[str, np.ndarray, np.ndarray | None]] | None = None
         # Exact search is the one that gains much from a GPU; the CPU index stays the
         # one that is changed and saved, since GPU flat indexes cannot remove ids.
         self.uses_gpu = self.kind in ("flat", "flat_l2") and gpu_search_available()
@@ -72,8 +75,8 @@ class VectorIndex:
 
     @property
     def is_trained(self) -> bool:
-        """False only for an "ivf" index still searching exactly until it has enough vectors to train."""
-        return self.kind != "ivf" or isinstance(self._index, faiss.IndexIVFFlat)
+        """False only for an "ivf" or "auto" index still searching exactly."""
+        return self.kind not in ("ivf", "auto") or isinstance(self._index, faiss.IndexIVFFlat)
 
     def _new_index(self) -> faiss.Index:
         if self.kind == "flat_l2":
@@ -84,11 +87,6 @@ class VectorIndex:
             return faiss.IndexIDMap2(graph)
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
 
-    def _new_trained_ivf(self, training_vectors: np.ndarray) -> faiss.IndexIVFFlat:
-        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, self.config.ivf_nlist, faiss.METRIC_INNER_PRODUCT)
-        ivf.cp.max_points_per_centroid = _IVF_MAX_TRAINING_POINTS_PER_LIST
-        ivf.train(training_vectors)
-        return ivf
 
     def __len__(self) -> int:
         return self._index.ntotal - self._tombstones
@@ -99,19 +97,49 @@ class VectorIndex:
         vectors = as_vector_matrix(vectors, self.dim)
         if len(ids) != len(vectors):
             raise InvalidEditError(f"got {len(ids)} ids for {len(vectors)} vectors")
-        if not self.is_trained and self._index.ntotal + len(ids) >= _IVF_MIN_POINTS_PER_LIST * self.config.ivf_nlist:
+        if self.kind == "ivf" and not self.is_trained and self._index.ntotal + len(ids) >= IVF_MIN_POINTS_PER_LIST * self.config.ivf_nlist:
             self._switch_to_ivf(ids, vectors)
         else:
             self._index.add_with_ids(vectors, ids)
+        if self._changes_since_snapshot is not None:
+            self._changes_since_snapshot.append(("add", ids.copy(), vectors.copy()))
         self._gpu_copy = None
 
     def _switch_to_ivf(self, new_ids: np.ndarray, new_vectors: np.ndarray) -> None:
         exact = self._index
         ids = np.concatenate([faiss.vector_to_array(exact.id_map), new_ids])
         vectors = np.concatenate([exact.index.reconstruct_n(0, exact.ntotal), new_vectors])
-        ivf = self._new_trained_ivf(vectors)
+        ivf = train_ivf(vectors, self.config.ivf_nlist)
         ivf.add_with_ids(vectors, ids)
         self._index = ivf
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of everything in an "auto" index, copied; changes from now on are
+        kept until `install` replays them (or a later snapshot starts over)."""
+        if self.kind != "auto":
+            raise ValueError(f"snapshot() is for index_kind 'auto', not {self.kind!r}")
+        if self.is_trained:
+            ids, vectors = _ivf_contents(self._index)
+        else:
+            ids = faiss.vector_to_array(self._index.id_map).copy()
+            vectors = self._index.index.reconstruct_n(0, self._index.ntotal)
+        self._changes_since_snapshot = []
+        return ids, vectors
+
+    def install(self, built: faiss.IndexIVFFlat, approximation: Approximation) -> None:
+        """Search with `built` (made from the last snapshot) from now on, after applying to it
+        every change made since that snapshot."""
+        if self._changes_since_snapshot is None:
+            raise ValueError("install() needs a snapshot() first")
+        for change, ids, vectors in self._changes_since_snapshot:
+            if change == "add":
+                built.add_with_ids(vectors, ids)
+            else:
+                built.remove_ids(ids)
+        self._index = built
+        self.approximation = approximation
+        self._changes_since_snapshot = None
+        self._gpu_copy = None
 
     def remove(self, ids: Any) -> int:
         """Remove the vectors with these ids; returns how many were found and removed."""
@@ -120,6 +148,8 @@ class VectorIndex:
             removed = self._tombstone(ids)
         else:
             removed = self._index.remove_ids(ids)
+        if self._changes_since_snapshot is not None:
+            self._changes_since_snapshot.append(("remove", ids.copy(), None))
         self._gpu_copy = None
         return int(removed)
 
@@ -165,6 +195,8 @@ class VectorIndex:
             return faiss.SearchParametersHNSW(efSearch=self.config.ef_search, sel=_LIVE_LABELS)
         if self.kind == "ivf" and self.is_trained:
             return faiss.SearchParametersIVF(nprobe=self.config.nprobe)
+        if self.kind == "auto" and self.is_trained:
+            return faiss.SearchParametersIVF(nprobe=self.approximation.nprobe)
         return None
 
     def set_search_settings(self, *, ef_search: int | None = None, nprobe: int | None = None) -> None:
@@ -186,8 +218,11 @@ class VectorIndex:
             faiss.write_index(self._index, faiss.PyCallbackIOWriter(handle.write))
 
     @classmethod
-    def load(cls, path: str | Path, dim: int, config: MemoryConfig = MemoryConfig()) -> VectorIndex:
-        """Read an index written by save(); IndexFileError if it is unreadable or of another kind or dim."""
+    def load(
+        cls, path: str | Path, dim: int, config: MemoryConfig = MemoryConfig(), approximation: Approximation | None = None
+    ) -> VectorIndex:
+        """Read an index written by save(); IndexFileError if it is unreadable or of another kind or
+        dim. `approximation`: what a trained "auto" index measured (kept in the manifest)."""
         path = Path(path)
         try:
             loaded = faiss.read_index(str(path))
@@ -195,7 +230,7 @@ class VectorIndex:
             raise IndexFileError(f"faiss cannot read {path}: {error}") from error
         vector_index = cls(dim, config)
         expected = [_structure(vector_index._index)]
-        if config.index_kind == "ivf":
+        if config.index_kind in ("ivf", "auto"):
             expected.append(_TRAINED_IVF_STRUCTURE)
         if loaded.d != dim or _structure(loaded) not in expected:
             raise IndexFileError(
@@ -203,6 +238,26 @@ class VectorIndex:
                 f"not an index of kind {config.index_kind!r} and dim {dim}"
             )
         vector_index._index = loaded
+        if config.index_kind == "auto" and vector_index.is_trained:
+            if approximation is None:
+                raise IndexFileError(f"{path} holds a trained approximate index but its manifest has no measurements of it")
+            vector_index.approximation = approximation
         if config.index_kind == "hnsw":
             vector_index._tombstones = int((vector_index._hnsw_labels() == _TOMBSTONE).sum())
         return vector_index
+
+
+def _ivf_contents(ivf: faiss.IndexIVFFlat) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) stored in an IVFFlat index, list by list (its codes are the raw float32 vectors)."""
+    lists = ivf.invlists
+    ids, vectors = [], []
+    for number in range(ivf.nlist):
+        size = lists.list_size(number)
+        if size == 0:
+            continue
+        ids.append(faiss.rev_swig_ptr(lists.get_ids(number), size).copy())
+        codes = faiss.rev_swig_ptr(lists.get_codes(number), size * ivf.code_size)
+        vectors.append(np.frombuffer(codes, dtype=np.float32).reshape(size, ivf.d).copy())
+    if not ids:
+        return np.empty(0, np.int64), np.empty((0, ivf.d), np.float32)
+    return np.concatenate(ids), np.concatenate(vectors)

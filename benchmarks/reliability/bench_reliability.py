@@ -182,7 +182,7 @@ def concurrent_operations(folder: Path, threads: int, operations: int, rng: rand
                     kind, ok = "query", answers_of(query_inputs[k]) == expected_answers[k]
                 else:
                     prompt = local.choice(live)
-                    kind, ok = "embedding", bool(np.array_equal(editor.router.embed([prompt]), editor.router.embed([prompt])))
+                    kind, ok = "embedding", bool(np.array_equal(editor.classifier.encode([prompt]), editor.classifier.encode([prompt])))
             except Exception as error:  # noqa: BLE001 - counted
                 with lock:
                     errors.append(repr(error))
@@ -206,7 +206,7 @@ def concurrent_operations(folder: Path, threads: int, operations: int, rng: rand
     prompts = {edit.id: edit.prompt for edit in editor.memory.list()}
     wrong_vectors = 0
     for ids, vectors in editor.memory._store.iter_vectors(batch_size=512):
-        recomputed = editor.router.embed([prompts[i] for i in ids.tolist()])
+        recomputed = editor.classifier.encode([prompts[i] for i in ids.tolist()])
         wrong_vectors += int((np.abs(vectors - recomputed).max(axis=1) > 1e-5).sum())
     final_routes_identical = all(route_of(p) == e for p, e in zip(route_inputs, expected_routes))
     editor.close()

@@ -52,6 +52,11 @@ class MemoryEditor(Editor, ABC):
                 saved.copy_to(folder)
         self.memory = EditMemory(folder, dim, encoder_name, config)
 
+    def memory_stats(self) -> dict:
+        """How the memory searches (see `index.EditMemory.info`): edits, exact or approximate,
+        a background index build, and the approximate index's recall against exact search."""
+        return self.memory.info()
+
     def edit_ids(self) -> list[str]:
         return [str(edit.id) for edit in self.memory.list()]
 

@@ -18,6 +18,8 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
@@ -28,7 +30,6 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers import (
     AutoConfig,
-    AutoModel,
     AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
@@ -197,13 +198,23 @@ def load_model(name: str, device: torch.device | str | None = None) -> torch.nn.
     return model.to(device or "cpu").eval()
 
 
-def load_encoder(name: str, device: torch.device | str | None = None) -> torch.nn.Module:
-    """A bare transformer encoder (no LM head), e.g. all-MiniLM-L6-v2 for the scope classifier."""
-    if name in TINY_NAMES:
-        model = build_tiny_model(name, _tiny_tokenizer())
-    else:
-        model = AutoModel.from_pretrained(resolve(name), dtype=torch.float32)
-    return model.to(device or "cpu").eval()
+@contextmanager
+def model_folder(name: str) -> Iterator[str]:
+    """The folder (or hub id) to give a library that loads models by path, such as
+    sentence-transformers; a tiny test model is written to a temporary folder for the call."""
+    if name not in TINY_NAMES:
+        yield resolve(name)
+        return
+    model = build_tiny_model(name, _tiny_tokenizer())
+    tokenizer = copy.deepcopy(_tiny_tokenizer())
+    if not model.can_generate():
+        # The tiny tokenizer carries a chat template for the decoders' chat prompt format;
+        # sentence-transformers would read an encoder with one as a chat model.
+        tokenizer.chat_template = None
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as folder:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        yield folder
 
 
 def load_language_model(name: str, device: torch.device | str | None = None, prompt_format: str = "auto") -> LanguageModel:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from index import INDEX_KINDS
+from serac.serac.onnx_embedder import ENCODER_BACKENDS
 from serac.core.setting_checks import (
     MAX_CLASSIFIER_TOKENS,
     MAX_NEW_TOKENS,
@@ -44,8 +45,14 @@ class SERACConfig:
     # edit of exactly the query, else the best-scoring edit answers (the original SERAC).
     conflicts: str = "newest"
     conflict_margin: float = 2.0  # a finite logit difference >= 0
-    index_kind: str = "flat"
+    # "auto": exact search while the memory is small, an IVF index trained in the background
+    # past 50,000 edits (see index.MemoryConfig); "flat", "ivf", "hnsw" fix the kind.
+    index_kind: str = "auto"
     max_classifier_tokens: int = 128  # 1..512 tokens of (edit, query) read by the classifier
+    # How edits and queries are embedded at inference: "torch", or the embedder exported to ONNX
+    # Runtime ("onnx", the same vectors) with int8 weights ("onnx-int8": faster, vectors move a
+    # little; see benchmarks/serac/README.md). Needs the `onnx` extra; fixed once edits are stored.
+    encoder_backend: str = "torch"
     max_new_tokens: int = 20  # 1..512: the answer length of `query` when the caller gives none
 
     def __post_init__(self):
@@ -61,6 +68,7 @@ class SERACConfig:
         check_choice(self.conflicts, "SERACConfig.conflicts", ("newest", "closest"))
         self.conflict_margin = check_real(self.conflict_margin, "SERACConfig.conflict_margin", 0.0, math.inf)
         check_choice(self.index_kind, "SERACConfig.index_kind", INDEX_KINDS)
+        check_choice(self.encoder_backend, "SERACConfig.encoder_backend", ENCODER_BACKENDS)
         check_int(self.max_classifier_tokens, "SERACConfig.max_classifier_tokens", 1, MAX_CLASSIFIER_TOKENS)
         check_int(self.max_new_tokens, "SERACConfig.max_new_tokens", 1, MAX_NEW_TOKENS)
         if self.retrieval == "exhaustive" and not self.rerank:

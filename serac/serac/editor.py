@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_model, save_model
 
 from index import MemoryConfig
 from serac.core.composed_config import method_config
@@ -28,10 +27,12 @@ from serac.core.setting_checks import replace_settings, settle_prompt_format
 from serac.core.text_checks import answer_length, check_edits, check_pairs, check_texts
 from serac.serac.config import SERACConfig
 from serac.serac.counterfactual import CounterfactualModel
+from serac.serac.onnx_embedder import OnnxEmbedder
 from serac.serac.router import Route, Router
-from serac.serac.scope_classifier import ScopeClassifier
+from serac.serac.scope_classifier import CLASSIFIER_FILES, ScopeClassifier
+from serac.serac.single_file_classifier import SINGLE_FILE, load_single_file_classifier
 
-CLASSIFIER_FILE = "scope_classifier.safetensors"
+CLASSIFIER_FOLDER = "scope_classifier"
 COUNTERFACTUAL_FOLDER = "counterfactual"
 
 
@@ -50,6 +51,8 @@ class SERAC(MemoryEditor):
         self.base = base
         self.counterfactual = counterfactual
         self.classifier = classifier.eval()
+        fast = config.encoder_backend != "torch"
+        classifier.use_fast_encoder(OnnxEmbedder(classifier.embedder, config.encoder_backend) if fast else None)
         self.open_memory(memory_path, classifier.dim, classifier.fingerprint(), MemoryConfig(index_kind=config.index_kind))
         self.router = Router(classifier, self.memory, config)
 
@@ -60,7 +63,7 @@ class SERAC(MemoryEditor):
         device = pick_device(device)
         base = load_language_model(config.model_name, device, config.prompt_format)
         counterfactual = CounterfactualModel(load_language_model(config.counterfactual_model, device, config.prompt_format))
-        classifier = ScopeClassifier(config.classifier_backbone, config.max_classifier_tokens).to(device)
+        classifier = ScopeClassifier.from_backbone(config.classifier_backbone, config.max_classifier_tokens).to(device)
         return cls(config, base, counterfactual, classifier, memory_path)
 
     # -- edits -------------------------------------------------------------------------
@@ -69,7 +72,7 @@ class SERAC(MemoryEditor):
         edits = check_edits(edits)
         if not edits:
             return []
-        return self.store_edits(edits, self.router.embed([edit.prompt for edit in edits]))
+        return self.store_edits(edits, self.classifier.encode([edit.prompt for edit in edits]))
 
     # -- answers -----------------------------------------------------------------------
 
@@ -137,7 +140,7 @@ class SERAC(MemoryEditor):
         self.save_editor(path, self.config, self._write_weights)
 
     def _write_weights(self, folder: Path) -> None:
-        save_model(self.classifier, str(folder / CLASSIFIER_FILE))
+        self.classifier.save(folder / CLASSIFIER_FOLDER)
         self.counterfactual.lm.model.save_pretrained(folder / COUNTERFACTUAL_FOLDER)
         self.counterfactual.lm.tokenizer.save_pretrained(folder / COUNTERFACTUAL_FOLDER)
 
@@ -149,16 +152,21 @@ class SERAC(MemoryEditor):
     def load(cls, path: str | Path, device=None) -> "SERAC":
         folder = Path(path)
         config = read_editor_config(folder, cls.name, SERACConfig)
+        # Editors saved before the sentence-transformers heads hold one classifier file.
+        single_file = not (folder / CLASSIFIER_FOLDER).exists() and (folder / SINGLE_FILE).exists()
+        classifier_files = [SINGLE_FILE] if single_file else [f"{CLASSIFIER_FOLDER}/{name}" for name in CLASSIFIER_FILES]
         check_saved_files(
             folder,
-            [CLASSIFIER_FILE, f"{COUNTERFACTUAL_FOLDER}/config.json", MEMORY_FOLDER],
+            [*classifier_files, f"{COUNTERFACTUAL_FOLDER}/config.json", MEMORY_FOLDER],
             skip=[MEMORY_FOLDER],
         )
         device = pick_device(device)
         base = load_language_model(config.model_name, device, config.prompt_format)
-        classifier = ScopeClassifier(config.classifier_backbone, config.max_classifier_tokens)
         try:
-            load_model(classifier, str(folder / CLASSIFIER_FILE))
+            if single_file:
+                classifier = load_single_file_classifier(folder / SINGLE_FILE, config.classifier_backbone, config.max_classifier_tokens)
+            else:
+                classifier = ScopeClassifier.load(folder / CLASSIFIER_FOLDER, config.classifier_backbone, config.max_classifier_tokens)
             counterfactual = CounterfactualModel(load_language_model(str(folder / COUNTERFACTUAL_FOLDER), device, config.prompt_format))
         except (OSError, ValueError, RuntimeError) as error:
             raise NotASavedEditorError(f"{folder} holds weights that do not load: {error}") from error
@@ -168,7 +176,10 @@ class SERAC(MemoryEditor):
         """Change routing settings in place (threshold, top_k, conflicts, ...); checked like the config."""
         # max_classifier_tokens is fixed too: the stored edits were embedded with it (it used to be
         # accepted and silently ignored).
-        fixed = ("model_name", "counterfactual_model", "classifier_backbone", "prompt_format", "index_kind", "max_classifier_tokens")
+        fixed = (
+            "model_name", "counterfactual_model", "classifier_backbone", "prompt_format", "index_kind",
+            "max_classifier_tokens", "encoder_backend",
+        )
         self.config = replace_settings(self.config, changes, fixed)
         self.router.config = self.config
 

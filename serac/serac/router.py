@@ -39,11 +39,6 @@ class Router:
         self.batch_size = batch_size
 
     @torch.no_grad()
-    def embed(self, texts: list[str]) -> np.ndarray:
-        chunks = [self.classifier.embed(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
-        return torch.cat(chunks).float().cpu().numpy()
-
-    @torch.no_grad()
     def route(self, queries: list[str]) -> list[Route]:
         if not queries or self.memory.count() == 0:
             return [NO_EDIT for _ in queries]
@@ -52,7 +47,7 @@ class Router:
             candidates = [[(edit, None) for edit in everything] for _ in queries]
             logits = self._logits(queries, candidates)
         else:
-            vectors = self.embed(queries)
+            vectors = self.classifier.encode(queries, self.batch_size)
             candidates, logits = self._search(queries, vectors, self.config.top_k)
             if self.config.conflicts == "newest":
                 self._widen_crowded(queries, vectors, candidates, logits)

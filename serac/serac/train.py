@@ -27,6 +27,7 @@ from serac.serac.scope_classifier_training import ScopeClassifierTraining
 from serac.serac.training_data import (
     counterfactual_examples,
     mine_hard_negatives,
+    relation_negatives,
     scope_pairs,
 )
 
@@ -41,6 +42,9 @@ class SERACTraining:
     classifier: dict = field(default_factory=dict)  # TrainConfig fields for the scope classifier
     counterfactual: dict = field(default_factory=dict)  # TrainConfig fields for the counterfactual model
     hard_negatives_per_edit: int = 2
+    # Subject-relation edits (CounterFact): this many queries of each kind per edit about its
+    # subject with another relation and about its relation with another subject (0: none).
+    relation_negatives_per_edit: int = 0
     # Weight of the counterfactual model's preference term on dialogue examples (0: NLL only, as SERAC).
     preference_weight: float = 5.0
     seed: int = 0
@@ -54,6 +58,7 @@ def train_from_config(config: dict, output_dir: Path) -> Path:
         classifier=alg["classifier_training"],
         counterfactual=alg["counterfactual_training"],
         hard_negatives_per_edit=alg["hard_negatives_per_edit"],
+        relation_negatives_per_edit=alg["relation_negatives_per_edit"],
         preference_weight=alg["preference_weight"],
         seed=config.get("seed", 0),
     )
@@ -71,9 +76,16 @@ def train_serac(setup: SERACTraining, train_records: list[EditRecord], val_recor
         check_model_name(name)
     device = pick_device(device)
 
-    classifier = ScopeClassifier(config.classifier_backbone, config.max_classifier_tokens).to(device)
-    train_pairs = scope_pairs(train_records, mine_hard_negatives(classifier, train_records, setup.hard_negatives_per_edit), setup.seed)
-    val_pairs = scope_pairs(val_records, mine_hard_negatives(classifier, val_records, setup.hard_negatives_per_edit), setup.seed)
+    classifier = ScopeClassifier.from_backbone(config.classifier_backbone, config.max_classifier_tokens).to(device)
+    train_pairs, val_pairs = (
+        scope_pairs(
+            records,
+            mine_hard_negatives(classifier, records, setup.hard_negatives_per_edit),
+            setup.seed,
+            relation_negatives(records, setup.relation_negatives_per_edit, setup.seed) if setup.relation_negatives_per_edit else None,
+        )
+        for records in (train_records, val_records)
+    )
     log.info("scope classifier: %d training pairs, %d validation pairs", len(train_pairs), len(val_pairs))
     _train_and_keep_best(ScopeClassifierTraining(classifier), train_pairs, val_pairs, classifier_run)
 

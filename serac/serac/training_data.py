@@ -2,7 +2,9 @@
 
 Scope classifier: in-scope pairs (edit, the edit's own prompt or a rephrase) and as many
 out-of-scope pairs (edit, a locality prompt or a hard negative: the prompt or rephrase of
-another edit that the embedder finds close, as in the SERAC paper).
+another edit that the embedder finds close, as in the SERAC paper, and for subject-relation
+edits such as CounterFact's the near misses a large memory is full of: the same subject
+asked about another relation, the same relation asked about another subject).
 Counterfactual model: (edit, in-scope query) -> the edit's answer; for dialogue edits the
 answers are the replies in the requested trait or sentiment, each paired with a contrast
 reply (another trait, the opposite sentiment) that the model learns to prefer less.
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from serac.core.records import EditRecord
+from serac.core.relation_templates import RelationTemplates, fill
 from serac.serac.scope_classifier import ScopeClassifier
 
 
@@ -37,10 +40,9 @@ def in_scope_queries(record: EditRecord) -> list[str]:
     return [record.prompt, *record.rephrases]
 
 
-@torch.no_grad()
-def mine_hard_negatives(classifier: ScopeClassifier, records: list[EditRecord], per_edit: int, batch_size: int = 128) -> list[list[int]]:
+def mine_hard_negatives(classifier: ScopeClassifier, records: list[EditRecord], per_edit: int) -> list[list[int]]:
     """For each record, the indexes of the `per_edit` other records whose prompts embed closest to it."""
-    vectors = torch.cat([classifier.embed([r.prompt for r in records[i : i + batch_size]]) for i in range(0, len(records), batch_size)])
+    vectors = torch.from_numpy(classifier.encode([r.prompt for r in records]))
     similarity = vectors @ vectors.T
     similarity.fill_diagonal_(-2.0)
     # Records may repeat a prompt (several edits of one fact): those are not negatives of each other.
@@ -49,8 +51,33 @@ def mine_hard_negatives(classifier: ScopeClassifier, records: list[EditRecord], 
     return [[j for j in row if prompts[j] != prompts[i]][:per_edit] for i, row in enumerate(neighbours)]
 
 
-def scope_pairs(records: list[EditRecord], hard_negatives: list[list[int]], seed: int = 0) -> list[ScopePair]:
-    """Balanced pairs: for every edit, as many out-of-scope queries as in-scope ones."""
+def relation_negatives(records: list[EditRecord], per_kind: int, seed: int = 0) -> list[list[str]]:
+    """For each record, up to `per_kind` queries about its subject with another relation (its
+    subject in another relation's template) and up to `per_kind` prompts of records with its
+    relation and another subject and original answer (none for records without a subject)."""
+    rng = random.Random(seed)
+    templates = RelationTemplates(records)
+    negatives = []
+    for record, template in zip(records, templates.of_record):
+        if template is None:
+            negatives.append([])
+            continue
+        others = templates.other_relations(template)
+        same_subject = [fill(other, record.subject) for other in rng.sample(others, min(per_kind, len(others)))]
+        same_relation = [
+            records[i].prompt for i in templates.records[template]
+            if records[i].subject != record.subject and records[i].original_answer != record.original_answer
+        ]
+        negatives.append(same_subject + rng.sample(same_relation, min(per_kind, len(same_relation))))
+    return negatives
+
+
+def scope_pairs(
+    records: list[EditRecord], hard_negatives: list[list[int]], seed: int = 0, extra_negatives: list[list[str]] | None = None
+) -> list[ScopePair]:
+    """Balanced pairs: for every edit, as many out-of-scope queries as in-scope ones.
+    `extra_negatives` (e.g. `relation_negatives`) are all used, the other negatives fill up to
+    the number of in-scope queries, and in-scope queries repeat to balance them."""
     rng = random.Random(seed)
     pairs = []
     for index, record in enumerate(records):
@@ -59,6 +86,10 @@ def scope_pairs(records: list[EditRecord], hard_negatives: list[list[int]], seed
         for other in hard_negatives[index]:
             negatives.extend(in_scope_queries(records[other]))
         rng.shuffle(negatives)
+        extra = list(extra_negatives[index]) if extra_negatives else []
+        if extra:
+            negatives = extra + negatives[: max(0, len(positives) - len(extra))]
+            positives = [positives[i % len(positives)] for i in range(len(negatives))]
         count = min(len(positives), len(negatives))
         pairs += [ScopePair(record.prompt, query, 1.0) for query in rng.sample(positives, count)]
         pairs += [ScopePair(record.prompt, query, 0.0) for query in negatives[:count]]

@@ -173,6 +173,15 @@ def test_the_index_is_written_lazily(open_memory, memory_path, unit_vectors, add
     assert json.loads((memory_path / "vectors.json").read_text())["count"] == 21
 
 
+def test_a_large_memory_writes_its_index_after_a_tenth_of_its_size_in_changes(open_memory, memory_path, unit_vectors, add_numbered):
+    memory = open_memory(MemoryConfig(flush_every=20))
+    add_numbered(memory, unit_vectors(1000))  # written: 1000 changes
+    memory.add_many(["p"] * 99, ["t"] * 99, unit_vectors(99, seed=1))  # 99 changes < 1099 // 10
+    assert json.loads((memory_path / "vectors.json").read_text())["count"] == 1000
+    memory.add_many(["p"] * 12, ["t"] * 12, unit_vectors(12, seed=2))  # 111 changes >= 1111 // 10
+    assert json.loads((memory_path / "vectors.json").read_text())["count"] == 1111
+
+
 def test_encoder_mismatch(open_memory):
     open_memory().close()
     with pytest.raises(EncoderMismatchError, match="'test-encoder' \\(dim 16\\).*'other-encoder'"):

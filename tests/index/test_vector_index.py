@@ -5,6 +5,7 @@ import pytest
 import index.vectors
 from index import INDEX_KINDS, IndexFileError, MemoryConfig, VectorIndex
 from index.gpu import gpu_search_available
+from index.ivf_build import build_ivf
 
 DIM = 16
 # Small enough that "ivf" trains (39 points per cluster) on a few thousand vectors.
@@ -15,6 +16,12 @@ def make_index(kind: str) -> VectorIndex:
     return VectorIndex(DIM, MemoryConfig(index_kind=kind, **SMALL_IVF))
 
 
+def train_if_auto(vector_index: VectorIndex) -> None:
+    """An "auto" index is trained from a snapshot and installed, as EditMemory does in the background."""
+    if vector_index.kind == "auto":
+        vector_index.install(*build_ivf(*vector_index.snapshot(), target_recall=0.99))
+
+
 @pytest.mark.parametrize("kind", INDEX_KINDS)
 def test_add_search_remove_update(kind, unit_vectors):
     vectors = unit_vectors(3000)
@@ -22,6 +29,7 @@ def test_add_search_remove_update(kind, unit_vectors):
     vector_index = make_index(kind)
     vector_index.add(ids[:1000], vectors[:1000])
     vector_index.add(ids[1000:], vectors[1000:])
+    train_if_auto(vector_index)
     assert len(vector_index) == 3000 and vector_index.is_trained
     _, found = vector_index.search(vectors[:5], k=1)
     assert found[:, 0].tolist() == ids[:5].tolist()
@@ -112,9 +120,10 @@ def test_save_and_load_round_trip(kind, tmp_path, unit_vectors):
     vectors = unit_vectors(2000)
     vector_index = make_index(kind)
     vector_index.add(np.arange(2000) * 3, vectors)
+    train_if_auto(vector_index)
     vector_index.save(tmp_path / "vectors.faiss")
-    loaded = VectorIndex.load(tmp_path / "vectors.faiss", DIM, vector_index.config)
-    assert len(loaded) == 2000
+    loaded = VectorIndex.load(tmp_path / "vectors.faiss", DIM, vector_index.config, vector_index.approximation)
+    assert len(loaded) == 2000 and loaded.is_trained == vector_index.is_trained
     np.testing.assert_array_equal(loaded.search(vectors[:20], k=5)[1], vector_index.search(vectors[:20], k=5)[1])
 
 
@@ -127,6 +136,12 @@ def test_load_refuses_truncated_files_and_other_kinds(tmp_path, unit_vectors):
         VectorIndex.load(path, DIM, MemoryConfig(index_kind="hnsw"))
     with pytest.raises(IndexFileError, match="dim 32"):
         VectorIndex.load(path, 32, MemoryConfig())
+    trained = make_index("auto")
+    trained.add(np.arange(2000), unit_vectors(2000))
+    train_if_auto(trained)
+    trained.save(path)
+    with pytest.raises(IndexFileError, match="no measurements"):
+        VectorIndex.load(path, DIM, trained.config)
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(IndexFileError, match="faiss cannot read .*vectors.faiss"):
         VectorIndex.load(path, DIM, MemoryConfig())

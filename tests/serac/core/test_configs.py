@@ -35,3 +35,14 @@ def test_the_full_mend_preset_stops_on_validation_and_resumes():
         training = compose("train", overrides=["alg=mend_full", "experiment=zsre_mixed"]).alg.training
     assert training.early_stop_patience and training.max_steps >= 10 * training.val_every * training.early_stop_patience
     assert training.resume and training.checkpoint_every and training.plot_validation
+
+
+def test_the_counterfact_presets_add_relation_negatives_to_the_quick_and_full_schedules():
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
+        quick = compose("train", overrides=["alg=serac_quick"]).alg
+        full = compose("train", overrides=["alg=serac"]).alg
+        counterfact_quick = compose("train", overrides=["alg=serac_counterfact_quick", "experiment=counterfact"]).alg
+        counterfact_full = compose("train", overrides=["alg=serac_counterfact", "experiment=counterfact"]).alg
+    assert quick.relation_negatives_per_edit == 0 and counterfact_quick.relation_negatives_per_edit > 0
+    assert counterfact_quick.classifier_training == quick.classifier_training
+    assert counterfact_full.classifier_training == full.classifier_training and counterfact_full.relation_negatives_per_edit > 0

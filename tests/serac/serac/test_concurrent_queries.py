@@ -53,7 +53,7 @@ def _threads_match_one_thread(editor, threads: int, steps: int) -> None:
     edits = {edit.id: edit.prompt for edit in editor.memory.list()}
     assert len(edits) == len(PROMPTS) + threads * len(range(0, steps, 5))
     for ids, vectors in editor.memory._store.iter_vectors():
-        np.testing.assert_allclose(vectors, editor.router.embed([edits[i] for i in ids.tolist()]), atol=1e-5)
+        np.testing.assert_allclose(vectors, editor.classifier.encode([edits[i] for i in ids.tolist()]), atol=1e-5)
 
 
 def test_threads_route_score_answer_and_embed_exactly_as_one_thread(editor):

@@ -176,3 +176,10 @@ def test_the_newest_covering_edit_is_found_beyond_the_first_top_k_candidates(edi
     editor.add_edits([(f"Who wrote Hamlet, part {i}?", f"author {i}") for i in range(8)])
     newest = editor.add_edit("Who painted the Mona Lisa?", "Leonardo")
     assert editor.query(QUESTION).edit_id == newest  # not among the 2 nearest by embedding
+
+
+def test_memory_stats_say_how_the_memory_searches(editor):
+    editor.add_edits([(QUESTION, "Jane Austen"), ("Who wrote Hamlet?", "Ada Lovelace")])
+    stats = editor.memory_stats()
+    assert stats["edits"] == 2 and stats["index_kind"] == "auto" and stats["search"] == "exact"
+    assert stats["building_index"] is False and stats["approximation"] is None

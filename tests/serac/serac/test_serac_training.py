@@ -11,10 +11,11 @@ from serac import SERAC
 from serac.core.composed_config import split_train_validation
 from serac.core.data import load_records
 from serac.core.models import load_language_model
+from serac.core.relation_templates import RelationTemplates, relation_template
 from serac.serac.counterfactual import CounterfactualModel
 from serac.serac.counterfactual_training import CounterfactualTraining
 from serac.serac.train import SERACTraining, train_serac
-from serac.serac.training_data import counterfactual_examples, scope_pairs
+from serac.serac.training_data import counterfactual_examples, relation_negatives, scope_pairs
 
 FEW_STEPS = {"max_steps": 2, "val_every": 1, "batch_size": 4, "val_batches": 2}
 
@@ -113,3 +114,30 @@ def test_counterfactual_loss_adds_the_weighted_preference_term():
     assert weighted["loss"] == pytest.approx(weighted["nll"] + 2.0 * weighted["preference_loss"], rel=1e-5)
     with pytest.raises(ValueError, match="preference_weight"):
         CounterfactualTraining(counterfactual, preference_weight=-1.0)
+
+
+def test_relation_negatives_ask_about_the_same_subject_with_another_relation_and_the_same_relation_with_another_subject():
+    records = load_records("counterfact", "train", limit=400)
+    negatives = relation_negatives(records, per_kind=1, seed=0)
+    templates = RelationTemplates(records)
+    kinds = {"same subject": 0, "same relation": 0}
+    for record, queries, template in zip(records, negatives, templates.of_record):
+        assert record.prompt not in queries and not set(record.rephrases) & set(queries)
+        for query in queries:
+            if record.subject in query:  # its subject in another relation's template
+                kinds["same subject"] += 1
+                assert query.replace(record.subject, "{}", 1) in templates.other_relations(template)
+            else:  # another record's prompt with its template
+                kinds["same relation"] += 1
+                other = next(r for r in records if r.prompt == query)
+                assert relation_template(other) == template and other.original_answer != record.original_answer
+    assert kinds["same subject"] >= 0.9 * len(records) and kinds["same relation"] >= 0.5 * len(records)
+
+
+def test_relation_negatives_are_all_used_and_pairs_stay_balanced():
+    records = load_records("counterfact", "train", limit=50)
+    extra = relation_negatives(records, per_kind=2, seed=0)
+    pairs = scope_pairs(records, [[] for _ in records], extra_negatives=extra)
+    negatives = {(p.edit, p.query) for p in pairs if p.in_scope == 0.0}
+    assert {(r.prompt, q) for r, queries in zip(records, extra) for q in queries} <= negatives
+    assert sum(p.in_scope for p in pairs) * 2 == len(pairs)

@@ -1,0 +1,112 @@
+"""Exact, IVF (as index_kind "auto" builds it) and HNSW search on real sentence embeddings.
+
+    .venv/bin/python benchmarks/scale/compare_indexes.py --size 100000 [--cache RUN/vectors] [--encoder-backend onnx-int8]
+
+Stored: `--size` edit prompts, the real CounterFact + zsRE edits and then generated hard
+distractors (distractors.py), embedded with all-MiniLM-L6-v2 (untrained embedder head:
+the space SERAC starts from). Queries: the rephrases of the real edits, real paraphrase
+queries whose answer is their edit. Reported per index: build seconds, single-query latency
+(one faiss thread, wall clock and CPU), recall@1 against exact search, and how often the
+query's own edit comes first. Embeddings are cached in `--cache` (resumable, by chunk).
+"""
+
+import argparse
+import itertools
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+from distractors import distractors, real_edits
+
+from index.ivf_build import build_ivf
+from serac.serac.onnx_embedder import OnnxEmbedder
+from serac.serac.scope_classifier import ScopeClassifier
+
+CHUNK = 5000
+
+
+def cached_embeddings(texts: list[str], encode, folder: Path, name: str) -> np.ndarray:
+    folder.mkdir(parents=True, exist_ok=True)
+    chunks = []
+    for start in range(0, len(texts), CHUNK):
+        path = folder / f"{name}-{start:08d}-{len(texts[start : start + CHUNK])}.npy"
+        if not path.exists():
+            np.save(path.with_suffix(".partial.npy"), encode(texts[start : start + CHUNK]))
+            path.with_suffix(".partial.npy").rename(path)
+            print(f"  {name}: {min(start + CHUNK, len(texts)):,} of {len(texts):,} embedded", flush=True)
+        chunks.append(np.load(path))
+    return np.concatenate(chunks)
+
+
+def timed_search(index, queries: np.ndarray, params=None) -> tuple[np.ndarray, float, float]:
+    """(ids of the nearest vector, wall ms per query, CPU ms per query), one query at a time."""
+    found = np.empty(len(queries), np.int64)
+    wall, cpu = time.perf_counter(), time.thread_time()
+    for i in range(len(queries)):
+        _, ids = index.search(queries[i : i + 1], 1, params=params)
+        found[i] = ids[0, 0]
+    return found, 1000 * (time.perf_counter() - wall) / len(queries), 1000 * (time.thread_time() - cpu) / len(queries)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--cache", type=Path, default=Path("outputs/scale-vectors"))
+    parser.add_argument("--encoder-backend", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hnsw-m", type=int, default=32)
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256])
+    arguments = parser.parse_args()
+    faiss.omp_set_num_threads(1)
+
+    splits = real_edits()
+    counterfact, zsre = splits["counterfact/train"] + splits["counterfact/val"], splits["zsre/train"] + splits["zsre/dev"]
+    real = counterfact + zsre
+    prompts = [record.prompt for record in real][: arguments.size]
+    prompts += [prompt for prompt, _ in itertools.islice(distractors(counterfact, zsre, arguments.seed), arguments.size - len(prompts))]
+    answered = [i for i, record in enumerate(real[: len(prompts)]) if record.rephrases][: arguments.queries]
+    classifier = ScopeClassifier.from_backbone("all-minilm-l6-v2").eval()
+    encode = OnnxEmbedder(classifier.embedder, arguments.encoder_backend).encode if arguments.encoder_backend != "torch" else classifier.encode
+    cache = arguments.cache / arguments.encoder_backend
+    vectors = cached_embeddings(prompts, encode, cache, f"stored-seed{arguments.seed}")
+    queries = cached_embeddings([real[i].rephrases[0] for i in answered], encode, cache, "queries")
+    ids = np.arange(len(vectors), dtype=np.int64)
+
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(vectors)
+    truth, wall, cpu = timed_search(exact, queries)
+    print(f"{len(vectors):,} stored, {len(queries):,} paraphrase queries ({arguments.encoder_backend} embeddings)")
+    print("| index | built with | search setting | build s | ms/query | CPU ms/query | recall@1 vs exact | own edit first |")
+    print("|---|---|---|---|---|---|---|---|")
+    own = np.array(answered)
+    print(f"| exact | - | - | 0.0 | {wall:.2f} | {cpu:.2f} | 1.000 | {np.mean(truth == own):.3f} |")
+
+    started = time.perf_counter()
+    ivf, approximation = build_ivf(ids, vectors, target_recall=0.99)
+    built = time.perf_counter() - started
+    for nprobe in sorted({approximation.nprobe // 2, approximation.nprobe, 2 * approximation.nprobe} - {0}):
+        found, wall, cpu = timed_search(ivf, queries, faiss.SearchParametersIVF(nprobe=nprobe))
+        chosen = " (auto's choice)" if nprobe == approximation.nprobe else ""
+        print(
+            f"| ivf | nlist={approximation.nlist} | nprobe={nprobe}{chosen} | {built:.1f} | {wall:.2f} | {cpu:.2f} "
+            f"| {np.mean(found == truth):.3f} | {np.mean(found == own):.3f} |"
+        )
+    print(f"auto's own measurement on stored vectors: {approximation}")
+
+    started = time.perf_counter()
+    hnsw = faiss.IndexHNSWFlat(vectors.shape[1], arguments.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = 40
+    hnsw.add(vectors)
+    built = time.perf_counter() - started
+    for ef in arguments.ef_search:
+        found, wall, cpu = timed_search(hnsw, queries, faiss.SearchParametersHNSW(efSearch=ef))
+        print(
+            f"| hnsw | M={arguments.hnsw_m} efConstruction=40 | ef_search={ef} | {built:.1f} | {wall:.2f} | {cpu:.2f} "
+            f"| {np.mean(found == truth):.3f} | {np.mean(found == own):.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""The edits that fill the scale benchmark's memory: the real CounterFact and zsRE edits, and
+generated hard distractors that look like them.
+
+A distractor is a subject of a real edit (CounterFact's or zsRE's) put into the template of
+another relation, with an object that relation was answered with elsewhere ("Danielle
+Darrieux is located in" -> "Japan"), so the memory fills with edits that share subjects and
+relations with the probed ones without covering them. "Another relation" is judged as in
+`serac.core.relation_templates`: a template that never shares an answer with the subject's
+own. zsRE subjects (question prompts, no CounterFact template) take templates that were never
+answered with their edit's answers.
+"""
+
+import random
+from collections.abc import Iterator
+
+from serac.core.data import load_records
+from serac.core.records import EditRecord
+from serac.core.relation_templates import RelationTemplates, fill
+
+
+def real_edits() -> dict[str, list[EditRecord]]:
+    """The records of CounterFact's and zsRE's train and evaluation splits (~13.5k edits), by "dataset/split"."""
+    splits = (("counterfact", "train"), ("counterfact", "val"), ("zsre", "train"), ("zsre", "dev"))
+    return {f"{dataset}/{split}": load_records(dataset, split) for dataset, split in splits}
+
+
+def distractors(counterfact: list[EditRecord], zsre: list[EditRecord], seed: int) -> Iterator[tuple[str, str]]:
+    """An endless, seeded stream of (prompt, target) distractors."""
+    rng = random.Random(seed)
+    templates = RelationTemplates(counterfact)
+    answers = {template: sorted(values) for template, values in templates.answers.items()}
+    choices: list[tuple[str, list[str]]] = []  # (subject, templates of other relations)
+    for record, template in zip(counterfact, templates.of_record):
+        if template is not None:
+            choices.append((record.subject, templates.other_relations(template)))
+    for record in zsre:
+        if record.subject:
+            own = {record.target.lower(), record.original_answer.lower()}
+            choices.append((record.subject, [t for t in templates.templates if not own & templates.answers[t]]))
+    choices = [(subject, others) for subject, others in choices if others]
+    while True:
+        subject, others = rng.choice(choices)
+        template = rng.choice(others)
+        yield fill(template, subject), rng.choice(answers[template])

@@ -1,0 +1,115 @@
+"""add_edits throughput and routing on probes, per encoder backend (torch, onnx, onnx-int8), in one run.
+
+    .venv/bin/python benchmarks/serac/bench_encoder_backends.py \
+        --classifier-weights PATH/scope_classifier.safetensors [--edits 1000] [--repeats 3] [--probe-records 300]
+
+The scope classifier is all-MiniLM-L6-v2 with trained heads when `--classifier-weights` names
+a single-file classifier (the format editors were saved in before the sentence-transformers
+heads, or a training run's `scope_classifier/best/model.safetensors` with its `classifier.`
+prefix), untrained heads otherwise. The base and counterfactual models take no part in
+adding edits or routing, so tiny ones keep the run light.
+
+Throughput: `--edits` zsRE edits (train + dev) added in one `add_edits` call to an empty
+memory, the backends interleaved in each of `--repeats` rounds (a load change on the shared
+machine hits them alike); median edits/s. Routing: all zsRE dev edits in memory; probes are
+each of the first `--probe-records` records' prompt and rephrases (in scope: routed to an
+edit with the record's target) and its NQ locality question (out of scope: not routed);
+agreement is the share of probes routed exactly as with the torch backend.
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from serac import SERAC
+from serac.core.data import load_records
+from serac.core.models import load_language_model
+from serac.serac.config import SERACConfig
+from serac.serac.counterfactual import CounterfactualModel
+from serac.serac.onnx_embedder import ENCODER_BACKENDS
+from serac.serac.scope_classifier import ScopeClassifier
+from serac.serac.single_file_classifier import load_single_file_classifier
+
+BACKBONE = "all-minilm-l6-v2"
+
+
+def load_classifier(weights: Path | None) -> ScopeClassifier:
+    if weights is None:
+        return ScopeClassifier.from_backbone(BACKBONE)
+    saved = load_file(weights)
+    with tempfile.TemporaryDirectory() as folder:  # a training checkpoint names its tensors classifier.*
+        single_file = Path(folder) / "scope_classifier.safetensors"
+        save_file({name.removeprefix("classifier."): tensor.contiguous() for name, tensor in saved.items()}, single_file)
+        return load_single_file_classifier(single_file, BACKBONE, 128)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--classifier-weights", type=Path)
+    parser.add_argument("--backends", nargs="+", default=list(ENCODER_BACKENDS), choices=ENCODER_BACKENDS)
+    parser.add_argument("--edits", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--probe-records", type=int, default=300)
+    parser.add_argument("--threshold", type=float, default=0.5)
+    arguments = parser.parse_args()
+    torch.manual_seed(0)
+
+    dev = load_records("zsre", "dev")
+    edits = [(r.prompt, r.target) for r in load_records("zsre", "train") + dev][: arguments.edits]
+    classifier = load_classifier(arguments.classifier_weights).eval()
+    tiny = load_language_model("tiny-llama", "cpu", "plain")
+    editors = {}
+    for backend in arguments.backends:
+        config = SERACConfig(
+            model_name="tiny-llama", classifier_backbone=BACKBONE, prompt_format="plain",
+            encoder_backend=backend, threshold=arguments.threshold,
+        )
+        started = time.perf_counter()
+        editors[backend] = SERAC(config, tiny, CounterfactualModel(tiny), classifier)
+        print(f"{backend}: editor built in {time.perf_counter() - started:.1f} s (export and quantisation included)")
+        classifier = load_classifier(arguments.classifier_weights).eval()  # each editor its own encoder
+
+    rates = {backend: [] for backend in editors}
+    for _ in range(arguments.repeats):
+        for backend, editor in editors.items():
+            editor.reset()
+            started = time.perf_counter()
+            editor.add_edits(edits)
+            rates[backend].append(len(edits) / (time.perf_counter() - started))
+    print(f"\nadd_edits, {len(edits)} edits in one call, torch threads {torch.get_num_threads()}, median of {arguments.repeats}:")
+    print("| backend | edits/s | ratio to torch |\n|---|---|---|")
+    reference = statistics.median(rates[arguments.backends[0]])
+    for backend, samples in rates.items():
+        print(f"| {backend} | {statistics.median(samples):.0f} | {statistics.median(samples) / reference:.2f} |")
+
+    probes = dev[: arguments.probe_records]
+    in_scope = [(query, r.target) for r in probes for query in (r.prompt, *r.rephrases)]
+    out_of_scope = [r.locality_prompts[0] for r in probes if r.locality_prompts]
+    routes = {}
+    for backend, editor in editors.items():
+        editor.reset()
+        editor.add_edits([(r.prompt, r.target) for r in dev])
+        routes[backend] = (editor.route([query for query, _ in in_scope]), editor.route(out_of_scope))
+    print(f"\nrouting, {len(dev)} zsRE dev edits in memory, {len(in_scope)} in-scope and {len(out_of_scope)} out-of-scope probes,"
+          f" threshold {arguments.threshold}:")
+    print("| backend | in scope routed to its edit | out of scope rejected | routed as with torch | max |Δ probability| |")
+    print("|---|---|---|---|---|")
+    first_in, first_out = routes[arguments.backends[0]]
+    for backend, (inside, outside) in routes.items():
+        hit = sum(route.in_scope and route.target == target for route, (_, target) in zip(inside, in_scope)) / len(in_scope)
+        rejected = sum(not route.in_scope for route in outside) / len(outside)
+        pairs = list(zip(inside + outside, first_in + first_out))
+        same = sum((a.in_scope, a.edit_id if a.in_scope else None) == (b.in_scope, b.edit_id if b.in_scope else None) for a, b in pairs)
+        drift = max(abs(a.probability - b.probability) for a, b in pairs)
+        print(f"| {backend} | {hit:.3f} | {rejected:.3f} | {same / len(pairs):.3f} | {drift:.4f} |")
+    for editor in editors.values():
+        editor.close()
+
+
+if __name__ == "__main__":
+    main()
