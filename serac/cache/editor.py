@@ -121,14 +121,8 @@ class CacheEditor(MemoryEditor):
             lookups.append(CacheLookup(hits[0], distance, distance <= self.config.epsilon))
         return lookups
 
-    def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
-        """Cached targets for routed prompts (whole, whatever `max_new_tokens`); base model answers otherwise."""
-        return self._answer(prompts, max_new_tokens, base_answers=True)
-
-    def answer_from_edits(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult | None]:
-        return self._answer(prompts, max_new_tokens, base_answers=False)
-
     def _answer(self, prompts: Sequence[str], max_new_tokens: int | None, base_answers: bool) -> list[QueryResult | None]:
+        """Cached targets for routed prompts (whole, whatever `max_new_tokens`)."""
         max_new_tokens = answer_length(max_new_tokens, self.config.max_new_tokens)
         lookups = self.lookup(prompts)
 

@@ -72,10 +72,19 @@ class MemoryEditor(Editor, ABC):
     def stored_edit(self, edit_id: str) -> StoredEdit:
         return _stored(self.memory.get(memory_id(edit_id)))
 
-    @abstractmethod
+    def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
+        """Answers from the stored edits for the prompts they cover; the base model answers the others."""
+        return self._answer(prompts, max_new_tokens, base_answers=True)
+
     def answer_from_edits(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult | None]:
         """The answers of the prompts a stored edit covers, None for the others: those are the
         base model's to answer, here (`query_batch`) or elsewhere (a server's upstream model)."""
+        return self._answer(prompts, max_new_tokens, base_answers=False)
+
+    @abstractmethod
+    def _answer(self, prompts: Sequence[str], max_new_tokens: int | None, base_answers: bool) -> list[QueryResult | None]:
+        """Both of the above: the covered prompts answered from the edits, the others by the base
+        model when `base_answers`, else None."""
 
     def remove_edit(self, edit_id: str) -> None:
         self.memory.remove(memory_id(edit_id))

@@ -80,12 +80,6 @@ class SERAC(MemoryEditor):
         """Which stored edit, if any, covers each prompt."""
         return self.router.route(check_texts(prompts, "prompt"))
 
-    def query_batch(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult]:
-        return self._answer(prompts, max_new_tokens, base_answers=True)
-
-    def answer_from_edits(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[QueryResult | None]:
-        return self._answer(prompts, max_new_tokens, base_answers=False)
-
     def _answer(self, prompts: Sequence[str], max_new_tokens: int | None, base_answers: bool) -> list[QueryResult | None]:
         """In-scope prompts answered by the counterfactual model; the others by the base model, or None."""
         max_new_tokens = answer_length(max_new_tokens, self.config.max_new_tokens)
