@@ -17,7 +17,10 @@ def train_from_config(config: dict, output_dir: Path) -> Path:
     run = TrainConfig(output_dir=str(output_dir / "training"), **config["alg"].get("training", {}))
     training = MENDTraining(editor.language_model, editor.config, run.lr, editor.transform)
     train_records, val_records = training_records(config)
-    result = train(training, train_records, val_records, run)
+    # What a resume must match besides the loop's own settings (compared apart).
+    identity = {name: config.get(name) for name in ("model", "experiment", "seed")}
+    identity["alg"] = {name: value for name, value in config["alg"].items() if name != "training"}
+    result = train(training, train_records, val_records, run, identity)
     if result.best_dir is not None:
         load_trained_weights(training, result.best_dir)
     editor.transform.eval()

@@ -31,7 +31,7 @@ class TrainConfig:
     early_stop_mode: str = "min"  # "min" or "max": which direction is better
     early_stop_patience: int | None = None  # validations without improvement before stopping; None: never
     checkpoint_every: int | None = None  # None: no checkpoints, so no resume
-    resume: bool = False
+    resume: bool = True  # continue from output_dir/checkpoint if this run wrote one (see `train`)
     log_every: int = 10
     seed: int = 0
     tensorboard: bool = False

@@ -9,7 +9,8 @@ GPU, and on several processes or nodes under `accelerate launch`.
 What a run leaves in `output_dir` (shared by all processes):
 
     checkpoint/              accelerate state (weights, optimizer, schedule, RNG of every
-                             process) + trainer_state.json; replaced atomically
+                             process) + trainer_state.json + run_settings.json (what a
+                             resume must match); replaced atomically
     best/model.safetensors   the trained weights at the best validation
     metrics.csv              one row per log and per validation
     validation.jsonl         one row per validation, with wall-clock and training time
@@ -46,6 +47,7 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from serac.core.run_settings import RUN_SETTINGS_FILE, changed_settings, run_settings
 from serac.core.train_config import TrainConfig
 from serac.core.validation_curves import CURVES_FILE, PLOT_FILE, ValidationCurves
 
@@ -118,13 +120,17 @@ class TrainResult:
     metrics_csv: Path
 
 
-def train(algorithm: TrainableAlgorithm, train_items: Sequence, val_items: Sequence, config: TrainConfig) -> TrainResult:
+def train(
+    algorithm: TrainableAlgorithm, train_items: Sequence, val_items: Sequence, config: TrainConfig, identity: dict | None = None
+) -> TrainResult:
     """Train `algorithm` in place; the final weights stay in it, the best ones in `output_dir/best`.
 
-    With `config.resume`, continue from `output_dir/checkpoint` when there is one (a run that
-    had already finished does nothing more); without a checkpoint, start from scratch. A
-    fresh start replaces the checkpoint, best weights and logs of a previous run in
-    `output_dir`. A checkpoint that exists but cannot be read raises `CheckpointError`.
+    With `config.resume` (the default), continue from `output_dir/checkpoint` when there is
+    one (a run that had already finished does nothing more); without a checkpoint, start from
+    scratch. A fresh start replaces the checkpoint, best weights and logs of a previous run in
+    `output_dir`. A checkpoint that cannot be read, or that another run wrote (other loop
+    settings, other data, or another `identity`: the method's own configuration), raises
+    `CheckpointError` naming what differs.
     """
     if len(train_items) == 0 or len(val_items) == 0:
         raise ValueError(f"need training and validation items, got {len(train_items)} and {len(val_items)}")
@@ -153,7 +159,8 @@ def train(algorithm: TrainableAlgorithm, train_items: Sequence, val_items: Seque
     scheduler = LambdaLR(optimizer, lambda step: _lr_factor(step, config.warmup_steps, total_steps, config.lr_decay))
     model, optimizer, scheduler = accelerator.prepare(algorithm, optimizer, scheduler)
 
-    state = _load_checkpoint(accelerator, output_dir) if config.resume else None
+    settings = run_settings(config, train_items, val_items, identity)
+    state = _load_checkpoint(accelerator, output_dir, settings) if config.resume else None
     if state is None:
         state = TrainerState()
         _clear_previous_run(accelerator, output_dir)
@@ -201,7 +208,7 @@ def train(algorithm: TrainableAlgorithm, train_items: Sequence, val_items: Seque
             finished = _finished(state, config, total_steps)
             if config.checkpoint_every and (state.step % config.checkpoint_every == 0 or finished):
                 state.elapsed_seconds = elapsed_before + time.monotonic() - session_started
-                _save_checkpoint(accelerator, output_dir, state)
+                _save_checkpoint(accelerator, output_dir, state, settings)
             if finished:
                 break
         else:
@@ -329,7 +336,7 @@ def load_trained_weights(algorithm: nn.Module, folder: str | Path) -> dict[str, 
         return file.metadata() or {}
 
 
-def _save_checkpoint(accelerator: Accelerator, output_dir: Path, state: TrainerState) -> None:
+def _save_checkpoint(accelerator: Accelerator, output_dir: Path, state: TrainerState, settings: dict) -> None:
     """Write the checkpoint beside the old one, then swap them, so a crash at any moment
     leaves a complete checkpoint (`checkpoint/`, or `checkpoint.old/` mid-swap)."""
     folder = output_dir / CHECKPOINT_DIR
@@ -342,6 +349,7 @@ def _save_checkpoint(accelerator: Accelerator, output_dir: Path, state: TrainerS
     accelerator.save_state(staging)
     accelerator.wait_for_everyone()  # every process has written its RNG state
     if accelerator.is_main_process:
+        (staging / RUN_SETTINGS_FILE).write_text(json.dumps(settings, indent=2, sort_keys=True))
         (staging / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))  # last: marks it complete
         if folder.exists():
             os.replace(folder, previous)
@@ -350,13 +358,14 @@ def _save_checkpoint(accelerator: Accelerator, output_dir: Path, state: TrainerS
     accelerator.wait_for_everyone()
 
 
-def _load_checkpoint(accelerator: Accelerator, output_dir: Path) -> TrainerState | None:
+def _load_checkpoint(accelerator: Accelerator, output_dir: Path, settings: dict) -> TrainerState | None:
     """Restore the newest checkpoint into the prepared objects; None when there is none."""
     candidates = (output_dir / CHECKPOINT_DIR, output_dir / (CHECKPOINT_DIR + ".old"))  # .old: a crash mid-swap
     folder = next((candidate for candidate in candidates if candidate.is_dir()), None)
     if folder is None:
         log.warning("resume: no checkpoint in %s, starting from scratch", output_dir)
         return None
+    _check_same_run(folder, settings)
     try:
         state = TrainerState(**json.loads((folder / STATE_FILE).read_text()))
         accelerator.load_state(folder)
@@ -367,6 +376,23 @@ def _load_checkpoint(accelerator: Accelerator, output_dir: Path) -> TrainerState
         ) from error
     log.info("resumed from %s at step %d", folder, state.step)
     return state
+
+
+def _check_same_run(folder: Path, settings: dict) -> None:
+    saved_file = folder / RUN_SETTINGS_FILE
+    if not saved_file.exists():  # written before runs recorded their settings: nothing to compare
+        log.warning("resume: %s does not record its run's settings; resuming without checking them", folder)
+        return
+    try:
+        saved = json.loads(saved_file.read_text())
+    except ValueError as error:
+        raise CheckpointError(f"cannot resume from {folder}: {RUN_SETTINGS_FILE} is unreadable ({error})") from error
+    changes = changed_settings(saved, settings)
+    if changes:
+        raise CheckpointError(
+            f"{folder} was written by a run with other settings ({'; '.join(changes[:8])}). "
+            "Train with the same settings to resume it, into another output_dir, or with resume=false to start over."
+        )
 
 
 def _clear_previous_run(accelerator: Accelerator, output_dir: Path) -> None:

@@ -87,11 +87,13 @@ def train_serac(setup: SERACTraining, train_records: list[EditRecord], val_recor
         for records in (train_records, val_records)
     )
     log.info("scope classifier: %d training pairs, %d validation pairs", len(train_pairs), len(val_pairs))
-    _train_and_keep_best(ScopeClassifierTraining(classifier), train_pairs, val_pairs, classifier_run)
+    # What both phases depend on besides their own loop settings (those are compared apart).
+    identity = {name: value for name, value in asdict(setup).items() if name not in ("classifier", "counterfactual")}
+    _train_and_keep_best(ScopeClassifierTraining(classifier), train_pairs, val_pairs, classifier_run, identity)
 
     counterfactual = CounterfactualModel(load_language_model(config.counterfactual_model, device, config.prompt_format))
     _train_and_keep_best(
-        CounterfactualTraining(counterfactual, setup.preference_weight), counterfactual_examples(train_records), counterfactual_examples(val_records), counterfactual_run
+        CounterfactualTraining(counterfactual, setup.preference_weight), counterfactual_examples(train_records), counterfactual_examples(val_records), counterfactual_run, identity
     )
 
     base = load_language_model(config.model_name, device, config.prompt_format)
@@ -113,8 +115,8 @@ def _train_config(fields: dict, output_dir: Path, metric: str, mode: str, seed: 
         raise ValueError(f"training settings for {output_dir.name}: {error}") from None
 
 
-def _train_and_keep_best(algorithm, train_items, val_items, run: TrainConfig) -> None:
-    result = train(algorithm, train_items, val_items, run)
+def _train_and_keep_best(algorithm, train_items, val_items, run: TrainConfig, identity: dict) -> None:
+    result = train(algorithm, train_items, val_items, run, identity)
     if result.best_dir is not None:
         metadata = load_trained_weights(algorithm, result.best_dir)
         log.info("kept the best weights of %s: %s", run.output_dir, metadata)

@@ -6,6 +6,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from serac.core.registry import editor_names
+from serac.core.train_config import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 PRESETS = sorted(path.stem for path in (CONFIGS / "alg").glob("*.yaml"))
@@ -34,7 +35,7 @@ def test_the_full_mend_preset_stops_on_validation_and_resumes():
     with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
         training = compose("train", overrides=["alg=mend_full", "experiment=zsre_mixed"]).alg.training
     assert training.early_stop_patience and training.max_steps >= 10 * training.val_every * training.early_stop_patience
-    assert training.resume and training.checkpoint_every and training.plot_validation
+    assert TrainConfig(output_dir="x", **training).resume and training.checkpoint_every and training.plot_validation
 
 
 def test_the_counterfact_presets_add_relation_negatives_to_the_quick_and_full_schedules():

@@ -82,7 +82,7 @@ def test_a_resumed_run_starts_at_the_checkpoint_and_ends_where_an_uninterrupted_
     with pytest.raises(RuntimeError, match="simulated crash at step 8"):
         train(AnswerQuestions(attention_dropout=0.2, crash_at_step=8), PAIRS, PAIRS, config(tmp_path / "run", **settings))
     resumed = AnswerQuestions(attention_dropout=0.2)
-    result = train(resumed, PAIRS, PAIRS, config(tmp_path / "run", resume=True, **settings))
+    result = train(resumed, PAIRS, PAIRS, config(tmp_path / "run", **settings))  # resuming is the default
 
     assert resumed.steps_seen == [6, 7, 8, 9, 10]
     assert result.steps == 10
@@ -106,7 +106,7 @@ def test_validation_curves_are_kept_per_validation_plotted_and_resumed_without_d
     elapsed = [row["elapsed_seconds"] for row in curves]
     assert elapsed == sorted(elapsed) and elapsed[0] >= 0  # training time goes on across the resume
     assert (tmp_path / "validation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    train(AnswerQuestions(), PAIRS, PAIRS, config(tmp_path, **settings | {"max_steps": 2}))  # a fresh start
+    train(AnswerQuestions(), PAIRS, PAIRS, config(tmp_path, **settings | {"max_steps": 2, "resume": False}))  # a fresh start
     assert [row["step"] for row in read_validation_curves(tmp_path / "validation.jsonl")] == [2]
 
 
@@ -148,6 +148,25 @@ def finished_run(tmp_path_factory):
 def copy_run(finished_run, tmp_path) -> Path:
     shutil.copytree(finished_run, tmp_path / "run")
     return tmp_path / "run"
+
+
+def test_a_checkpoint_written_with_other_settings_is_refused_naming_what_differs(tmp_path):
+    settings = dict(max_steps=4, checkpoint_every=2)
+    train(AnswerQuestions(), PAIRS, PAIRS, config(tmp_path, **settings), identity={"rank": 1})
+    with pytest.raises(CheckpointError, match=r"lr: 0.01 -> 0.001"):
+        train(AnswerQuestions(), PAIRS, PAIRS, config(tmp_path, **settings | {"lr": 1e-3}), identity={"rank": 1})
+    with pytest.raises(CheckpointError, match=r"train_items \(the data differ\)"):
+        train(AnswerQuestions(), PAIRS[:-1], PAIRS, config(tmp_path, **settings), identity={"rank": 1})
+    with pytest.raises(CheckpointError, match=r"run.rank: 1 -> 2"):
+        train(AnswerQuestions(), PAIRS, PAIRS, config(tmp_path, **settings), identity={"rank": 2})
+
+    # Logging settings may change; the finished run is resumed, not trained again.
+    again = AnswerQuestions()
+    train(again, PAIRS, PAIRS, config(tmp_path, **settings | {"log_every": 2, "tensorboard": True}), identity={"rank": 1})
+    assert again.steps_seen == []
+    fresh = AnswerQuestions()  # resume=False starts over whatever the checkpoint
+    train(fresh, PAIRS, PAIRS, config(tmp_path, **settings | {"lr": 1e-3, "resume": False}), identity={"rank": 2})
+    assert fresh.steps_seen == [1, 2, 3, 4]
 
 
 def test_resume_without_a_checkpoint_starts_from_scratch(tmp_path):
