@@ -3,8 +3,9 @@
     # single protocol (edit, measure, reset), one JSON line per record, resumes where it stopped
     .venv/bin/python benchmarks/rome/run_edits.py --alg rome --dataset counterfact --split val --records 500 \
         --num-prefixes 4 --value-steps 15 --out benchmarks/rome/results/rome_counterfact.jsonl
-    # one MEMIT batch of all the records (measured once, after the batch)
-    .venv/bin/python benchmarks/rome/run_edits.py --alg memit --batch --records 500 ... --out ...memit.jsonl
+    # one MEMIT batch of all the records (measured once, after the batch); --value-cache: a stopped
+    # batch re-run with the same command reuses the values z it had found
+    .venv/bin/python benchmarks/rome/run_edits.py --alg memit --batch --records 500 --value-cache outputs/memit_values ... --out ...memit.jsonl
     # the unedited model's scores on the same records (the baseline every score is compared with)
     .venv/bin/python benchmarks/rome/run_edits.py --unedited --records 500 --out benchmarks/rome/results/unedited_counterfact_val.jsonl
     # the table of what is done so far (a prefix of the records if a run was cut short; --first N: N rows)
@@ -38,7 +39,7 @@ def build(args):
     if args.alg == "rome":
         config = ROMEConfig(**common, **({"layer": args.layers[0]} if args.layers else {}))
         return ROMEEditor(language_model, config)
-    config = MEMITConfig(**common, mom2_weight=args.mom2_weight, **({"layers": args.layers} if args.layers else {}))
+    config = MEMITConfig(**common, mom2_weight=args.mom2_weight, value_cache=args.value_cache, **({"layers": args.layers} if args.layers else {}))
     return MEMITEditor(language_model, config)
 
 
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--value-steps", type=int, default=15)
     parser.add_argument("--stats-tokens", type=int, default=100_000)
     parser.add_argument("--mom2-weight", type=float, default=1.5e4, help="MEMIT's lambda")
+    parser.add_argument("--value-cache", help="MEMIT: keep each z in this folder, so a stopped batch resumes")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.summarize:

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 from serac.core.key_value_config import KeyValueConfig, check_layers, check_number
+from serac.core.text_checks import check_text
 
 
 @dataclass
@@ -17,14 +18,21 @@ class MEMITConfig(KeyValueConfig):
                  for a typical key: 16,384 on GPT-J but 1,536 on SmolLM2-135M, so the same λ damps edits
                  here far more (benchmarks/rome/README.md compares 1.5e4 with 1.5e3).
     clamp_factor defaults to 0.75 as in the authors' MEMIT settings (z lives in the residual
-    stream, whose norm is large). Every other setting is documented on `KeyValueConfig`.
+    stream, whose norm is large).
+    value_cache: a folder where each edit's z is written as soon as it is found, so a batch that
+                 stops (a crash, a time limit) re-run with the same edits skips the finished ones
+                 (`mend.memit.value_cache`); None: nothing is written.
+    Every other setting is documented on `KeyValueConfig`.
     """
 
     layers: list[int] = field(default_factory=lambda: [3, 4, 5, 6, 7])
     mom2_weight: float = 1.5e4
     clamp_factor: float = 0.75
+    value_cache: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.layers = check_layers(self.layers, f"{type(self).__name__}.layers")
         check_number(self.mom2_weight, f"{type(self).__name__}.mom2_weight", positive=True)
+        if self.value_cache is not None:
+            self.value_cache = check_text(self.value_cache, f"{type(self).__name__}.value_cache")

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from mend.memit.compute_multi_layer_update import layer_residuals, multi_layer_update
 from mend.memit.config import MEMITConfig
+from mend.memit.value_cache import ValueCache
 from serac.core.architectures import block_name, mlp_output_name
 from serac.core.edit_keys import activations_at
 from serac.core.edit_values import optimise_value
@@ -57,11 +58,9 @@ class MEMITEditor(KeyValueEditor):
         top = self._top_block()
         second_moments = self.second_moments()
         initial = self._mean_at_subject(top, edits, read="output")
+        cache = self._value_cache(top)
         targets = torch.stack([
-            optimise_value(
-                self.language_model, top, edit.prompts, edit.positions, edit.request.target,
-                edit.kl_prompts, edit.kl_positions, start, self.config.value_settings(),
-            )
+            self._value(edit, start, top, cache)
             for edit, start in tqdm(list(zip(edits, initial)), desc="MEMIT values z", unit="edit", disable=len(edits) == 1)
         ])
         names = list(self.modules)
@@ -70,3 +69,23 @@ class MEMITEditor(KeyValueEditor):
             current = self._mean_at_subject(top, edits, read="output")
             residuals = layer_residuals(targets, current, len(names) - index)
             self.add_update(name, multi_layer_update(keys, residuals, second_moments[name], self.config.mom2_weight))
+
+    def _value_cache(self, top: str) -> ValueCache | None:
+        if self.config.value_cache is None:
+            return None
+        weights = {name: module.weight for name, module in self.modules.items()}
+        return ValueCache(self.config.value_cache, self.config.model_name, weights, top, self.config.value_settings())
+
+    def _value(self, edit: EditContext, start: torch.Tensor, top: str, cache: ValueCache | None) -> torch.Tensor:
+        """z for one edit: optimised, or read back from the value cache of an interrupted batch."""
+        path = cache.path(edit.prompts, edit.positions, edit.request.target, edit.kl_prompts, edit.kl_positions) if cache else None
+        value = cache.get(path, start.numel()) if cache else None
+        if value is not None:
+            return value.to(start)
+        value = optimise_value(
+            self.language_model, top, edit.prompts, edit.positions, edit.request.target,
+            edit.kl_prompts, edit.kl_positions, start, self.config.value_settings(),
+        )
+        if cache:
+            cache.put(path, value)
+        return value

@@ -80,3 +80,43 @@ def test_registered_and_the_layer_range_is_validated():
         MEMITConfig(layers=[3, 3])
     with pytest.raises(ValueError, match="mom2_weight"):
         MEMITConfig(mom2_weight=0)
+
+
+def test_a_batch_that_stopped_reuses_the_values_it_had_found_and_ends_as_an_uninterrupted_batch(tiny_lm, settings, tmp_path, monkeypatch):
+    import mend.memit.editor as memit_editor
+
+    requests = [(prompt, new, subject) for prompt, subject, _, new in FACTS]
+    uninterrupted = MEMITEditor(tiny_lm("tiny-llama"), MEMITConfig(model_name="tiny-llama", layers=[0, 1], **settings))
+    uninterrupted.add_edits(requests)
+
+    optimise, calls = memit_editor.optimise_value, []
+
+    def counted(*args, **kwargs):
+        calls.append(args[3])  # the target
+        if crash_after is not None and len(calls) > crash_after:
+            raise RuntimeError("simulated crash")
+        return optimise(*args, **kwargs)
+
+    monkeypatch.setattr(memit_editor, "optimise_value", counted)
+    cached = MEMITConfig(model_name="tiny-llama", layers=[0, 1], value_cache=str(tmp_path / "values"), **settings)
+    crash_after = 2
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        MEMITEditor(tiny_lm("tiny-llama"), cached).add_edits(requests)
+    assert len(list((tmp_path / "values").glob("*.safetensors"))) == 2
+
+    calls.clear()
+    crash_after = None
+    resumed = MEMITEditor(tiny_lm("tiny-llama"), cached)
+    resumed.add_edits(requests)
+    assert len(calls) == len(FACTS) - 2  # the two values found before the crash were read back
+    assert all(torch.equal(resumed.weight_deltas()[n], d) for n, d in uninterrupted.weight_deltas().items())
+
+    # A damaged file is optimised again; other settings never reuse a stored value.
+    next(iter((tmp_path / "values").glob("*.safetensors"))).write_bytes(b"not a tensor file")
+    calls.clear()
+    MEMITEditor(tiny_lm("tiny-llama"), cached).add_edits(requests)
+    assert len(calls) == 1
+    calls.clear()
+    other = MEMITConfig(model_name="tiny-llama", layers=[0, 1], value_cache=str(tmp_path / "values"), **settings | {"value_lr": 0.25})
+    MEMITEditor(tiny_lm("tiny-llama"), other).add_edits(requests)
+    assert len(calls) == len(FACTS)
