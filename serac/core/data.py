@@ -1,4 +1,4 @@
-"""Loaders that turn zsRE, CounterFact, NQ, PersonalityEdit and ConvSent files into `EditRecord`s.
+"""Loaders that turn zsRE, CounterFact, NQ, PersonalityEdit, ConvSent and EasyEdit/KnowEdit files into `EditRecord`s.
 
 The data folder is, in order: the `data_dir` argument (config key `data.dir`), the
 `SERAC_DATA` environment variable, then `../shared/data` beside the project.
@@ -12,6 +12,8 @@ from pathlib import Path
 
 import datasets
 
+from serac.core.data_errors import DataFormatError
+from serac.core.easyedit_format import EASYEDIT, load_easyedit_records
 from serac.core.records import EditRecord
 
 # The 13 question templates of SERAC's ConvSent task, reused by PersonalityEdit.
@@ -31,10 +33,6 @@ _NQ_PREFIX = "nq question: "
 log = logging.getLogger(__name__)
 
 
-class DataFormatError(ValueError):
-    """A data file is missing, unreadable, or not in the expected format."""
-
-
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     if explicit:
         return Path(explicit).expanduser()
@@ -50,17 +48,20 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
 def load_records(
     dataset: str, split: str, data_dir_override: str | os.PathLike | None = None, limit: int | None = None
 ) -> list[EditRecord]:
-    """Records of `dataset` ("zsre", "counterfact", "nq", "personality", "convsent") for `split`.
+    """Records of `dataset` ("zsre", "counterfact", "nq", "personality", "convsent", "easyedit") for `split`.
 
     `split` is a split name ("train", "dev", "val") looked up in the data folder, or a path
-    to a file in that dataset's format.
+    to a file in that dataset's format. For "easyedit" it is a .json/.jsonl file or a hub data
+    set id in EasyEdit's or KnowEdit's format (`serac.core.easyedit_format`).
     """
-    if dataset not in _FORMATS:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(sorted(_FORMATS))}")
-    extension, parse = _FORMATS[dataset]
-    path = Path(split) if Path(split).suffix else data_dir(data_dir_override) / dataset / f"{split}{extension}"
-    rows = _read_rows(path)
-    records = parse(rows, path)
+    if dataset == EASYEDIT:
+        records = load_easyedit_records(split)
+    elif dataset in _FORMATS:
+        extension, parse = _FORMATS[dataset]
+        path = Path(split) if Path(split).suffix else data_dir(data_dir_override) / dataset / f"{split}{extension}"
+        records = parse(_read_rows(path), path)
+    else:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(sorted([*_FORMATS, EASYEDIT]))}")
     return records[:limit] if limit is not None else records
 
 
