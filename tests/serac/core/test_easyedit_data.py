@@ -301,3 +301,35 @@ def test_the_easyedit_experiment_takes_a_hub_id_with_a_split():
         _composed("evaluate", ["experiment.eval_split=zjunlp/KnowEdit:test"]).experiment.eval_split
         == "zjunlp/KnowEdit:test"
     )
+
+
+def test_wikibio_and_wikibigedit_field_names_map_as_easyedit_reads_them(tmp_path):
+    rows = [
+        {
+            "text": "This is a passage about john reynolds.",
+            "labels": "He was a neurologist.",
+            "concept": "john reynolds",
+        },
+        {
+            "subject": "Leo Arons",
+            "update": "The place of death of Leo Arons is",
+            "ans": "Berlin",
+            "rephrase": "Leo Arons died in",
+            "loc": "The capital of Spain is",
+            "loc_ans": "Madrid",
+            "mhop": "The mayor of the place of death of Leo Arons is",
+            "mhop_ans": "Kai Wegner",
+            "personas": "As a historian: the place of death of Leo Arons is",
+        },
+    ]
+    wikibio, wikibigedit = load_records("easyedit", _write(tmp_path / "wiki.json", rows))
+    assert (wikibio.prompt, wikibio.target, wikibio.subject) == (rows[0]["text"], rows[0]["labels"], "john reynolds")
+    assert (wikibigedit.prompt, wikibigedit.target, wikibigedit.rephrases) == (
+        rows[1]["update"],
+        "Berlin",
+        ("Leo Arons died in",),
+    )
+    assert (wikibigedit.locality_prompts, wikibigedit.locality_answers) == (("The capital of Spain is",), ("Madrid",))
+    assert wikibigedit.portability_prompts == (rows[1]["mhop"], rows[1]["personas"])
+    assert wikibigedit.portability_answers == ("Kai Wegner", "Berlin")
+    assert wikibigedit.extra["portability_groups"] == ["mhop", "personas"]
