@@ -157,6 +157,10 @@ class CacheEditor(MemoryEditor):
             lambda chosen: self.language_model.score([prompts[i] for i in chosen], [targets[i] for i in chosen]),
         )
 
+    def text_scores(self, texts: Sequence[str]) -> list[TargetScore]:
+        """The base model's: cached edits live outside its weights, and only prompts are looked up, not running text."""
+        return self.language_model.text_scores(check_texts(texts, "text"))
+
     # Persistence
 
     def save(self, path: str | Path) -> None:

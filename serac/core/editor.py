@@ -75,6 +75,15 @@ class Editor(ABC):
         """
         raise NotImplementedError(f"the {self.name!r} editor cannot give next-token distributions (target_logprobs)")
 
+    def text_scores(self, texts: Sequence[str]) -> list[TargetScore]:
+        """Teacher-forced scores of every token of plain `texts` (no prompt, never a chat template)
+        under the model that continues text for users: for held-out perplexity.
+
+        `score` cannot express this: it formats its prompts (a chat model's template) and scores
+        only the target. See `LanguageModel.text_batch` for how a text is read.
+        """
+        raise NotImplementedError(f"the {self.name!r} editor cannot score plain text (text_scores)")
+
     @abstractmethod
     def edit_ids(self) -> list[str]:
         """Ids of the edits currently applied, oldest first."""
@@ -133,3 +142,6 @@ class WeightEditor(Editor, ABC):
 
     def target_logprobs(self, prompts: Sequence[str], targets: Sequence[str]) -> list[torch.Tensor]:
         return self.language_model.target_logprobs(*check_pairs(prompts, targets))
+
+    def text_scores(self, texts: Sequence[str]) -> list[TargetScore]:
+        return self.language_model.text_scores(check_texts(texts, "text"))

@@ -104,7 +104,6 @@ class LanguageModel:
         """Padded tensors for teacher forcing; `labels` holds the target ids, IGNORE elsewhere."""
         if len(prompts) != len(targets):
             raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
-        pad = self.tokenizer.pad_token_id
         rows = []
         for prompt, target in zip(prompts, targets):
             target_ids = self._target_ids(target, append_eos)[: self.max_length // 2]
@@ -116,8 +115,30 @@ class LanguageModel:
         else:
             inputs = [p + t for p, t in rows]
             labels = [[IGNORE] * len(p) + t for p, t in rows]
+        return self._padded(inputs, labels)
+
+    def text_batch(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """Padded tensors for teacher forcing plain `texts`, every token a label: no prompt format,
+        never a chat template (what a text's perplexity is measured on).
+
+        A decoder-only model reads each text from its start (with the tokenizer's special tokens,
+        if it adds any), so the first token is context only; an encoder-decoder reads the text in
+        its decoder, after an encoder input of only the end-of-sequence token (T5's encoding of
+        the empty string). Texts longer than `max_length` tokens are cut at the end.
+        """
+        rows = []
+        for text in texts:
+            ids = self.tokenizer(text, add_special_tokens=not self.is_encoder_decoder)["input_ids"][: self.max_length]
+            if len(ids) < (1 if self.is_encoder_decoder else 2):
+                raise ValueError(f"text {text!r} is too short to score (it tokenizes to {len(ids)} token(s))")
+            rows.append(ids)
+        if self.is_encoder_decoder:
+            return self._padded([[self.tokenizer.eos_token_id]] * len(rows), rows)
+        return self._padded(rows, rows)  # `target_logits` shifts the labels, so a text's first token is never one
+
+    def _padded(self, inputs: list[list[int]], labels: list[list[int]]) -> dict[str, torch.Tensor]:
         batch = {
-            "input_ids": _pad(inputs, pad),
+            "input_ids": _pad(inputs, self.tokenizer.pad_token_id),
             "attention_mask": _pad([[1] * len(row) for row in inputs], 0),
             "labels": _pad(labels, IGNORE),
         }
@@ -146,13 +167,19 @@ class LanguageModel:
         logits, labels = self.target_logits(batch, parameters)
         return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
 
-    @torch.no_grad()
     def score(self, prompts: list[str], targets: list[str], batch_size: int = 16) -> list[TargetScore]:
+        starts = range(0, len(prompts), batch_size)
+        return self._scores(self.batch(prompts[i : i + batch_size], targets[i : i + batch_size]) for i in starts)
+
+    def text_scores(self, texts: list[str], batch_size: int = 16) -> list[TargetScore]:
+        """Teacher-forced scores of every token of plain `texts` (see `text_batch`): held-out perplexity."""
+        return self._scores(self.text_batch(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size))
+
+    @torch.no_grad()
+    def _scores(self, batches) -> list[TargetScore]:
         scores = []
-        for start in range(0, len(prompts), batch_size):
-            batch = self.batch(prompts[start : start + batch_size], targets[start : start + batch_size])
-            logits, labels = self.target_logits(batch)
-            scores.extend(scores_from_logits(logits, labels))
+        for batch in batches:
+            scores.extend(scores_from_logits(*self.target_logits(batch)))
         return scores
 
     @torch.no_grad()

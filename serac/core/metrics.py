@@ -129,6 +129,53 @@ def kl_divergence(logprobs_before: torch.Tensor, logprobs_after: torch.Tensor) -
     return per_position.mean().item()
 
 
+# ROME's n-gram orders and weights: trigrams count twice as much as bigrams.
+FLUENCY_NGRAMS = ((2, 2 / 3), (3, 4 / 3))
+_WORD = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
+
+
+def words(text: str) -> list[str]:
+    """The word tokens the n-gram measures count: runs of letters and digits (inner apostrophes
+    kept, so "isn't" is one word) and each punctuation mark on its own.
+
+    ROME tokenises with nltk's `word_tokenize`; on ordinary prose this splits the same way except
+    for contractions (nltk: "is", "n't"), and needs no extra dependency or tokenizer data.
+    """
+    return _WORD.findall(text)
+
+
+def ngram_entropy(text: str) -> float:
+    """ROME's fluency of one text (Meng et al., 2022a, `compute_n_gram_entropy`): the mean over
+    n = 2, 3 of weight_n × the entropy (bits) of the text's n-gram frequency distribution, with
+    weights 2/3 and 4/3. Repetitive text has few distinct n-grams, hence low entropy; a text with
+    fewer than n words contributes 0 for that n, as in ROME."""
+    tokens = words(text)
+    weighted = []
+    for n, weight in FLUENCY_NGRAMS:
+        counts = Counter(zip(*(tokens[start:] for start in range(n)))).values()
+        total = sum(counts)
+        weighted.append(weight * -sum(count / total * math.log2(count / total) for count in counts))
+    return _mean(weighted)
+
+
+def generation_fluency(texts: Sequence[str]) -> float:
+    """Generation fluency as in ROME and MEMIT (Meng et al., 2022a, b): the arithmetic mean of
+    `ngram_entropy` over the generated texts."""
+    return _mean([ngram_entropy(text) for text in texts])
+
+
+def most_repeated_trigram_count(text: str) -> int:
+    """How often the text's most frequent word trigram occurs (0 for fewer than three words)."""
+    tokens = words(text)
+    return max(Counter(zip(tokens, tokens[1:], tokens[2:])).values(), default=0)
+
+
+def repetitive_share(texts: Sequence[str], min_repeats: int) -> float:
+    """Fraction of texts whose most frequent word trigram occurs at least `min_repeats` times:
+    generations that loop over the same phrase."""
+    return _mean([float(most_repeated_trigram_count(text) >= min_repeats) for text in texts])
+
+
 def _check_paired(before: Sequence, after: Sequence) -> None:
     if len(before) != len(after):
         raise ValueError(f"before/after lists differ in length: {len(before)} vs {len(after)}")

@@ -115,6 +115,10 @@ class SERAC(MemoryEditor):
             on_base=self.base.target_logprobs,
         )
 
+    def text_scores(self, texts: Sequence[str]) -> list[TargetScore]:
+        """The base model's: SERAC's edits live outside its weights, and the router routes queries, not running text."""
+        return self.base.text_scores(check_texts(texts, "text"))
+
     @staticmethod
     def _by_route(prompts, routes, on_edit, on_base, targets=None) -> list:
         """In-scope prompts go to the counterfactual model with their edit, the rest to the base model."""

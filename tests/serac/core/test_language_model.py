@@ -101,3 +101,31 @@ def test_a_copy_of_smollm2_can_be_saved(tmp_path):
     # counterfactual model) are saved with save_pretrained.
     load_model("smollm2-135m").save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists()
+
+
+TEXTS = ["The quick brown fox jumps over the lazy dog.", "Paris."]
+
+
+def test_text_scores_score_every_token_of_the_plain_text_but_a_decoders_first(lm):
+    together = lm.text_scores(TEXTS)
+    for text, result in zip(TEXTS, together):
+        ids = lm.tokenizer(text, add_special_tokens=not lm.is_encoder_decoder)["input_ids"]
+        assert result.target_ids.tolist() == (ids if lm.is_encoder_decoder else ids[1:])
+        assert torch.allclose(result.logprobs, lm.text_scores([text])[0].logprobs, atol=1e-5)  # padding changes nothing
+
+
+def test_text_scores_are_the_models_own_log_probs_of_the_raw_text_never_in_a_chat_template():
+    plain, chat = load_language_model("tiny-llama", "cpu", "plain"), load_language_model("tiny-llama", "cpu", "chat")
+    ids = torch.tensor([plain.tokenizer(TEXTS[0])["input_ids"]])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(plain.model(ids).logits[0, :-1], dim=-1)
+    expected = logprobs.gather(-1, ids[0, 1:, None]).squeeze(-1)
+    assert torch.allclose(plain.text_scores(TEXTS[:1])[0].logprobs, expected, atol=1e-5)
+    assert torch.allclose(chat.text_scores(TEXTS[:1])[0].logprobs, expected, atol=1e-5)
+
+
+def test_a_text_too_short_to_score_is_refused():
+    lm = load_language_model("tiny-llama", "cpu", "plain")
+    one_token = lm.tokenizer.decode(lm.tokenizer("The")["input_ids"][:1])
+    with pytest.raises(ValueError, match="too short to score"):
+        lm.text_scores([one_token])

@@ -84,3 +84,38 @@ def test_token_locality_counts_unchanged_positions_where_drawdown_counts_any_cha
     after = [score([1, 2, 3, 4], [1, 9, 3, 4], [0.0] * 4), score([5, 6], [5, 6], [0.0] * 2)]
     assert metrics.token_locality(before, after) == pytest.approx((3 / 4 + 1) / 2)
     assert metrics.drawdown(before, after) == 0.5
+
+
+def test_words_split_punctuation_off_and_keep_contractions_whole():
+    assert metrics.words("It's a city, isn't it?") == ["It's", "a", "city", ",", "isn't", "it", "?"]
+
+
+def test_ngram_entropy_of_a_repeated_phrase_is_low_and_of_varied_text_higher():
+    # "a b a b a b": bigrams ab ×3, ba ×2 -> H2 = -(0.6 log2 0.6 + 0.4 log2 0.4) = 0.970951;
+    # trigrams aba ×2, bab ×2 -> H3 = 1; (2/3 · 0.970951 + 4/3 · 1) / 2 = 0.990317
+    assert metrics.ngram_entropy("a b a b a b") == pytest.approx(0.990317, abs=1e-6)
+    # six words, all 5 bigrams and 4 trigrams distinct: (2/3 · log2 5 + 4/3 · log2 4) / 2 = 2.107309
+    assert metrics.ngram_entropy("the cat sat on the mat") == pytest.approx(2.107309, abs=1e-6)
+    # punctuation counts as words: "Paris , France ." has 3 distinct bigrams and 2 distinct trigrams
+    assert metrics.ngram_entropy("Paris, France.") == pytest.approx((2 / 3 * math.log2(3) + 4 / 3 * 1) / 2)
+
+
+def test_ngram_entropy_of_texts_too_short_for_an_ngram_is_zero_as_in_rome():
+    assert metrics.ngram_entropy("") == 0.0
+    assert metrics.ngram_entropy("one") == 0.0
+    assert metrics.ngram_entropy("two words") == 0.0  # one bigram (entropy 0), no trigram
+
+
+def test_generation_fluency_is_the_mean_entropy_over_texts():
+    texts = ["a b a b a b", "the cat sat on the mat"]
+    assert metrics.generation_fluency(texts) == pytest.approx((0.990317 + 2.107309) / 2, abs=1e-6)
+    assert math.isnan(metrics.generation_fluency([]))
+
+
+def test_repetitive_share_counts_texts_whose_most_frequent_trigram_repeats():
+    looping = "I am here . I am here . I am here ."  # "I am here" ×3 (and "am here ." ×3)
+    assert metrics.most_repeated_trigram_count(looping) == 3
+    assert metrics.most_repeated_trigram_count("the cat sat on the mat") == 1
+    assert metrics.most_repeated_trigram_count("too short") == 0
+    assert metrics.repetitive_share([looping, "the cat sat on the mat"], min_repeats=3) == 0.5
+    assert metrics.repetitive_share([looping], min_repeats=4) == 0.0
