@@ -71,9 +71,10 @@ class StudySettings:
         steps = config.get("edits_per_step") or {}
         if not isinstance(steps, dict):
             raise ValueError(f"edits_per_step must map editor labels to edits per step, got {steps!r}")
+        known = {*labels, *(config.get("algs") or {})}  # a configured alg not in from_config this time is no typo
         for label, step in steps.items():
-            if label not in labels:
-                raise ValueError(f"edits_per_step names {label!r}, which is not an editor of this study ({', '.join(labels)})")
+            if label not in known:
+                raise ValueError(f"edits_per_step names {label!r}, which is neither an editor of this study nor in algs")
             check_int(step, f"edits_per_step.{label}", 1)
         budget = config.get("max_seconds_per_editor")
         return cls(

@@ -79,7 +79,7 @@ def composed(tmp_path, data, results: str = "results", *overrides: str, **replac
                 *overrides,
             ],
         )
-    return {**OmegaConf.to_container(config, resolve=True), "edits_per_step": {}, **replaced}
+    return {**OmegaConf.to_container(config, resolve=True), **replaced}
 
 
 @pytest.fixture
@@ -168,6 +168,7 @@ def test_a_crash_between_saving_the_state_and_its_row_measures_that_checkpoint_a
     folder = run_study(config)
     assert [row["T"] for row in rows(folder, "cache__counterfact")] == [0, 1, 2, 3, 4]
     assert edit_calls["cache"] == [1, 1]
+    assert rows(folder, "cache__counterfact")[-1]["edit_success"] == 1.0  # it went on from the saved edits
 
 
 def test_a_changed_config_is_refused_naming_what_changed(tmp_path, data, edit_calls):
@@ -203,7 +204,7 @@ def test_the_time_budget_stops_a_run_at_its_last_checkpoint_and_the_report_says_
     "bad, message",
     [
         (dict(datasets=["nq"]), "each of datasets must be one of"),
-        (dict(edits_per_step={"memit": 100}), "edits_per_step names 'memit', which is not an editor of this study"),
+        (dict(edits_per_step={"memit_batch10": 10}), "edits_per_step names 'memit_batch10', which is neither an editor"),
         (dict(checkpoints=[0, 10]), "each of checkpoints must be an int >= 1"),
         (dict(forgetting={"heldout_text": 4}), "forgetting has no setting heldout_text"),
         (dict(max_seconds_per_editor=-1), "max_seconds_per_editor must be a finite number"),
