@@ -13,6 +13,7 @@ cache: ε*/2, ε*, 2ε*) is reported once per variant.
 
 import json
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -106,20 +107,27 @@ def table_row(editor: str, row: dict) -> dict:
     }
 
 
-def plot_sequential(rows: list[dict], file: Path) -> Path | None:
-    """Each metric against T (log scale), one line per editor, for the sequential rows; None without any."""
-    sequential = [row for row in rows if row["protocol"] == "sequential"]
+def plot_sequential(
+    rows: list[dict], file: Path, metrics: Sequence[str] = METRICS[:6], titles: dict[str, str] | None = None
+) -> Path | None:
+    """Each metric against T (log scale), one line per editor, for the sequential rows with T > 0;
+    None without any. Three plots a line; `titles` names a metric's plot (default: its key)."""
+    sequential = [row for row in rows if row["protocol"] == "sequential" and row["T"] > 0]
     if not sequential:
         return None
     editors = list(dict.fromkeys(row["editor"] for row in sequential))
-    figure = Figure(figsize=(15, 8), layout="constrained")
+    lines = math.ceil(len(metrics) / 3)
+    figure = Figure(figsize=(15, 4 * lines), layout="constrained")
     FigureCanvasAgg(figure)
-    for axes, metric in zip(figure.subplots(2, 3).flat, METRICS):
+    grid = list(figure.subplots(lines, 3, squeeze=False).flat)
+    for axes in grid[len(metrics) :]:
+        axes.set_visible(False)
+    for axes, metric in zip(grid, metrics):
         for number, editor in enumerate(editors):
             points = [(row["T"], row[metric]) for row in sequential if row["editor"] == editor and metric in row]
             if points:  # a marker of its own, so an editor hidden under another's line still shows
                 axes.plot(*zip(*points), marker="os^Dvp*"[number % 7], label=editor)
-        axes.set(title=metric, xlabel="edits T", xscale="log")
+        axes.set(title=(titles or {}).get(metric, metric), xlabel="edits T", xscale="log")
         axes.grid(True, alpha=0.3)
     figure.legend(*figure.axes[0].get_legend_handles_labels(), loc="outside right upper")
     figure.savefig(file, dpi=100)

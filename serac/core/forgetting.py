@@ -93,13 +93,15 @@ class ForgettingProbe:
         prompts = tuple(record.prompt for record in facts[: settings.generation_prompts])
         return cls(tuple(texts[: settings.heldout_texts]), tuple(facts), prompts, settings)
 
+    def touches(self, edit: EditRecord | EditRequest) -> bool:
+        """Whether the edit is about a probe fact (same prompt or same subject): the probe would
+        then measure the edit, not forgetting."""
+        return any(edit.prompt == fact.prompt or (edit.subject and edit.subject == fact.subject) for fact in self.facts)
+
     def check_untouched(self, edits: Sequence[EditRecord | EditRequest]) -> None:
-        """ValueError if an edit is about a probe fact (same prompt or same subject): the probe
-        would then measure the edit, not forgetting."""
-        prompts = {fact.prompt for fact in self.facts}
-        subjects = {fact.subject for fact in self.facts if fact.subject}
+        """ValueError if an edit is about a probe fact (see `touches`)."""
         for index, edit in enumerate(edits):
-            if edit.prompt in prompts or (edit.subject and edit.subject in subjects):
+            if self.touches(edit):
                 raise ValueError(f"edit {index} ({edit.prompt!r}) is about a fact of the forgetting probe; edit other records")
 
     def measure(self, editor: Editor) -> dict[str, float]:

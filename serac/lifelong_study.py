@@ -1,0 +1,277 @@
+"""`serac-study`: lifelong (sequential) editing up to T = 1,000 edits per editor and dataset,
+with the forgetting measures and the collapse point; resumable.
+
+    serac-study +editors.serac=outputs/serac/editor +editors.mend=outputs/mend/editor
+
+Each editor (saved folders `editors.<label>`, or labels in `from_config` built from
+`algs.<label>`, as in `serac-compare`) edits the records of each dataset in order, one
+`add_edit` at a time, or `edits_per_step.<label>` records per `add_edits` call (MEMIT in
+batches of 100). At each checkpoint T the editor is measured on the T edits so far
+(`serac.core.evaluation.measure`) and on inputs no edit touches (`ForgettingProbe`); the row
+is written at once, the editor's state saved, and the report rebuilt (`serac.study_report`).
+Running the same command again with the same `results_dir` resumes every unfinished run at
+its last checkpoint (`serac.study_run_folder`).
+
+The unedited baseline of the out-of-scope prompts is recomputed on resume from a freshly
+built editor rather than stored: it is deterministic, and storing it would add a format.
+CounterFact edits come from the start of val, zsRE edits from dev (537 records: its runs end
+there); records about a fact of the forgetting probe are skipped, and the report says how many.
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from serac.cli import CONFIG_DIR
+from serac.comparison import editor_builders
+from serac.core.data import load_records
+from serac.core.editor import Editor
+from serac.core.evaluation import Unedited, edit_step, measure
+from serac.core.forgetting import CollapseThresholds, ForgettingProbe, ForgettingSettings
+from serac.core.records import EditRecord
+from serac.core.setting_checks import check_bool, check_choice, check_int, check_real
+from serac.study_report import REPORT_FILE, DatasetRuns, write_report
+from serac.study_run_folder import RunFolder, load_working_copy
+
+log = logging.getLogger(__name__)
+
+STUDY_SPLITS = {"counterfact": "val", "zsre": "dev"}  # zsRE train is what SERAC and MEND were trained on
+TIME_BUDGET = "time budget"
+clock = time.perf_counter  # wall time of the runs (a test replaces it)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySettings:
+    """The study's settings from the composed config (`configs/study.yaml`), checked."""
+
+    datasets: tuple[str, ...]
+    checkpoints: tuple[int, ...]
+    max_edits: int
+    edits_per_step: dict[str, int]
+    max_seconds_per_editor: float | None
+    answer_locality: bool
+    forgetting: ForgettingSettings
+    collapse: CollapseThresholds
+
+    @classmethod
+    def from_config(cls, config: dict, labels: Sequence[str]) -> "StudySettings":
+        datasets = _list(config.get("datasets"), "datasets")
+        for dataset in datasets:
+            check_choice(dataset, "each of datasets", STUDY_SPLITS)
+        checkpoints = tuple(check_int(t, "each of checkpoints", 1) for t in _list(config.get("checkpoints"), "checkpoints"))
+        steps = config.get("edits_per_step") or {}
+        if not isinstance(steps, dict):
+            raise ValueError(f"edits_per_step must map editor labels to edits per step, got {steps!r}")
+        known = {*labels, *(config.get("algs") or {})}  # a configured alg not in from_config this time is no typo
+        for label, step in steps.items():
+            if label not in known:
+                raise ValueError(f"edits_per_step names {label!r}, which is neither an editor of this study nor in algs")
+            check_int(step, f"edits_per_step.{label}", 1)
+        budget = config.get("max_seconds_per_editor")
+        return cls(
+            datasets=tuple(datasets),
+            checkpoints=checkpoints,
+            max_edits=check_int(config.get("max_edits"), "max_edits", 1),
+            edits_per_step=dict(steps),
+            max_seconds_per_editor=None if budget is None else check_real(budget, "max_seconds_per_editor", 1e-3, 1e9),
+            answer_locality=check_bool(config.get("answer_locality", True), "answer_locality"),
+            forgetting=_settings(ForgettingSettings, "forgetting", {**(config.get("forgetting") or {}), "data_dir": config.get("data_dir")}),
+            collapse=_settings(CollapseThresholds, "collapse", config.get("collapse") or {}),
+        )
+
+
+def _list(value, what: str) -> list:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"{what} must be a non-empty list, got {value!r}")
+    return list(value)
+
+
+def _settings(kind: type, what: str, values: dict):
+    known = {field.name for field in dataclasses.fields(kind)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{what} has no setting {', '.join(unknown)}; known: {', '.join(sorted(known - {'data_dir'}))}")
+    return kind(**values)
+
+
+def measured_at(checkpoints: Sequence[int], records: int, step: int) -> list[int]:
+    """The T at which a run is measured: the checkpoints below the number of records that fall on
+    a step boundary (a batch editor holds multiples of its step), and the last record."""
+    return sorted({t for t in checkpoints if t < records and t % step == 0} | {records})
+
+
+def study_records(dataset: str, probe: ForgettingProbe, settings: StudySettings, data_dir) -> tuple[list[EditRecord], list[str]]:
+    """The first `max_edits` records of the dataset's study split that are not about a probe fact; notes for the report."""
+    split = STUDY_SPLITS[dataset]
+    available = load_records(dataset, split, data_dir)
+    usable = [record for record in available if not probe.touches(record)]
+    records = usable[: settings.max_edits]
+    if not records:
+        raise ValueError(f"{dataset}/{split} holds no record that is not about a fact of the forgetting probe")
+    probe.check_untouched(records)
+    notes = [f"{dataset}/{split}: edits are its first {len(records)} records not about a fact of the forgetting probe."]
+    skipped = sum(probe.touches(record) for record in available[: available.index(records[-1]) + 1]) if records else 0
+    if skipped:
+        notes.append(f"{skipped} record(s) among them skipped: about a fact of the forgetting probe (same prompt or subject).")
+    if len(records) < min(settings.max_edits, max(settings.checkpoints)):
+        notes.append(f"{dataset}/{split} holds only {len(records)} usable records: its runs stop at T = {len(records)}.")
+    return records, notes
+
+
+def _digest(values) -> str:
+    return hashlib.sha256(json.dumps(values).encode()).hexdigest()[:16]
+
+
+def run_settings(label: str, config: dict, dataset: str, records: list[EditRecord], plan: list[int], step: int,
+                 settings: StudySettings, probe: ForgettingProbe) -> dict:
+    """What a run's rows depend on: a re-run that differs in any of them is refused."""
+    saved = (config.get("editors") or {}).get(label)
+    forgetting = {key: value for key, value in dataclasses.asdict(settings.forgetting).items() if key != "data_dir"}
+    return {
+        "editor": {"saved_editor": str(saved)} if saved else {"alg": config["algs"][label], "model": config.get("model")},
+        "dataset": f"{dataset}/{STUDY_SPLITS[dataset]}",
+        "records": {"count": len(records), "digest": _digest([[r.source, r.prompt, r.target, r.subject] for r in records])},
+        "checkpoints": plan,
+        "edits_per_step": step,
+        "answer_locality": settings.answer_locality,
+        "forgetting": forgetting,
+        "probe": _digest([list(probe.heldout_texts), [fact.prompt for fact in probe.facts]]),
+    }
+
+
+def run_editor(
+    label: str,
+    build: Callable[[], Editor],
+    run: RunFolder,
+    records: list[EditRecord],
+    plan: list[int],
+    step: int,
+    settings: StudySettings,
+    probe: ForgettingProbe,
+    device=None,
+    on_row: Callable[[], None] = lambda: None,
+) -> None:
+    """One (editor, dataset) run from where its folder left off to the end of `plan`, or until
+    the time budget is spent (it then stops at its last checkpoint)."""
+    started = clock()
+    editor = build()
+    try:
+        editor.reset()  # a saved editor may hold edits
+        before = Unedited.of(editor, records, settings.answer_locality)
+        rows = run.rows()
+        if not rows:
+            run.append_row({"T": 0, **probe.measure(editor), "wall_seconds": clock() - started})
+            on_row()
+        progress = run.saved_progress() or {"T": 0, "edit_seconds": 0.0, "wall_seconds": 0.0}
+        if progress["T"]:
+            _close(editor)
+            editor = run.load_state(device)
+            log.info("%s: resuming at T=%d", run.path.name, progress["T"])
+        done, edit_seconds, earlier_wall = progress["T"], progress["edit_seconds"], progress["wall_seconds"]
+
+        def measured_row(t: int) -> dict:
+            row = measure(editor, records[:t], before)
+            wall = earlier_wall + clock() - started
+            return {"T": t, **row, **probe.measure(editor), "seconds_per_edit": edit_seconds / t, "wall_seconds": wall}
+
+        if done and run.rows()[-1]["T"] != done:  # the crash fell between saving the state and writing its row
+            run.append_row(measured_row(done))
+        with tqdm(total=len(records), initial=done, desc=run.path.name, unit="edit") as bar:
+            for checkpoint in [t for t in plan if t > done]:
+                while done < checkpoint:
+                    batch = records[done : min(done + step, checkpoint)]
+                    edit_seconds += edit_step(editor, batch)
+                    done += len(batch)
+                    bar.update(len(batch))
+                    if settings.max_seconds_per_editor and earlier_wall + clock() - started > settings.max_seconds_per_editor:
+                        last = run.rows()[-1]["T"]
+                        log.warning("%s: time budget spent at T=%d; stopping at T=%d, its last checkpoint", run.path.name, done, last)
+                        run.finish(last, TIME_BUDGET)
+                        return
+                row = measured_row(checkpoint)
+                run.save_state(editor, {"T": checkpoint, "edit_seconds": edit_seconds, "wall_seconds": row["wall_seconds"]})
+                run.append_row(row)
+                on_row()
+        run.finish(done, None)
+    finally:
+        _close(editor)
+        run.remove_working_copy()
+
+
+def _close(editor: Editor) -> None:
+    """Release what an editor holds open (a memory folder), for the editors that hold any."""
+    if callable(getattr(editor, "close", None)):
+        editor.close()
+
+
+@dataclasses.dataclass
+class Study:
+    """A checked study, ready to run: every run's folder, records and checkpoints."""
+
+    folder: Path
+    settings: StudySettings
+    probe: ForgettingProbe
+    datasets: list[DatasetRuns]
+    runs: list[tuple[str, Callable[[], Editor], RunFolder, list[EditRecord], list[int], int]]
+    device: str | None
+
+    def report(self) -> Path:
+        return write_report(self.folder, self.datasets, self.settings.collapse)
+
+    def run(self) -> Path:
+        """Every unfinished run, the report rebuilt after each row; returns the results folder."""
+        for label, build, run, records, plan, step in self.runs:
+            if run.finished():
+                log.info("%s is finished; skipped", run.path.name)
+                continue
+            run_editor(label, build, run, records, plan, step, self.settings, self.probe, self.device, self.report)
+        self.report()
+        return self.folder
+
+
+def plan_study(config: dict) -> Study:
+    """Check the whole config, data and run folders (refusing changed settings) before any editing."""
+    builders = editor_builders(config)
+    settings = StudySettings.from_config(config, list(builders))
+    folder = Path(config["results_dir"])
+    probe = ForgettingProbe.build(settings.forgetting)
+    device = config.get("device")
+    datasets, runs = [], []
+    for dataset in settings.datasets:
+        records, notes = study_records(dataset, probe, settings, config.get("data_dir"))
+        folders = {label: RunFolder(folder / f"{label}__{dataset}") for label in builders}
+        for label, run in folders.items():
+            step = settings.edits_per_step.get(label, 1)
+            plan = measured_at(settings.checkpoints, len(records), step)
+            run.check_settings(run_settings(label, config, dataset, records, plan, step, settings, probe))
+            saved = (config.get("editors") or {}).get(label)
+            # A saved editor is loaded from a copy: the run must not write into the user's folder.
+            build = partial(load_working_copy, saved, run.working_copy, device) if saved else builders[label]
+            runs.append((label, build, run, records, plan, step))
+        datasets.append(DatasetRuns(dataset, folders, notes))
+    return Study(folder, settings, probe, datasets, runs, device)
+
+
+def run_study(config: dict) -> Path:
+    """The whole study on a plain composed config; returns the results folder (with `study.md`)."""
+    return plan_study(config).run()
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="study", version_base="1.3")
+def study_main(config: DictConfig) -> None:
+    try:
+        study = plan_study(OmegaConf.to_container(config, resolve=True))
+    except ValueError as error:  # bad settings or data (DataFormatError too): our message, not a stack trace
+        raise SystemExit(f"serac-study: {error}") from None
+    folder = study.run()
+    print((folder / REPORT_FILE).read_text())
+    print(json.dumps({"report": str(folder / REPORT_FILE)}))

@@ -1,0 +1,149 @@
+"""The lifelong study's report: `study.md` (one table per dataset, columns grouped by the
+definition they follow, a collapse line per editor) and one PNG of curves per dataset.
+
+It is rebuilt from the run folders' rows after every checkpoint, so an interrupted study
+always has a report of what it measured.
+"""
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from serac.comparison import plot_sequential
+from serac.core.forgetting import CollapseThresholds, collapse_point, collapse_reasons
+from serac.core.results import markdown_table
+from serac.study_run_folder import RunFolder
+
+REPORT_FILE = "study.md"
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A family of metric definitions: its name in the tables, what it follows, and its columns (row key -> label)."""
+
+    name: str
+    follows: str
+    columns: dict[str, str]
+
+
+DEFINITIONS = (
+    Definition(
+        "ours (strict)",
+        "exact match: an edit or rephrase succeeds when every target token is the argmax; drawdown is the "
+        "share of out-of-scope prompts whose argmax changed at any position (SERAC, Mitchell et al. 2022)",
+        {"edit_success": "edit success", "rephrase_success": "rephrase success", "drawdown": "drawdown"},
+    ),
+    Definition(
+        "EasyEdit/KnowEdit (token)",
+        "share of target tokens that are the argmax (reliability, generalization) or unchanged (locality), "
+        "teacher forced (EasyEdit, Wang et al. 2024; KnowEdit, Zhang et al. 2024)",
+        {"edit_token_accuracy": "reliability", "rephrase_token_accuracy": "generalization", "locality_token": "locality"},
+    ),
+    Definition(
+        "CounterFact (ROME/MEMIT)",
+        "share of prompts where the new target is more probable than the true object (efficacy on the edit "
+        "prompt, paraphrase on rephrases), and the true object over the new target on neighbours (neighbourhood) "
+        "(ROME, Meng et al. 2022a; MEMIT, Meng et al. 2022b)",
+        {"efficacy_score": "efficacy", "paraphrase_score": "paraphrase", "neighborhood_score": "neighbourhood"},
+    ),
+    Definition(
+        "answer locality",
+        "the model's own generated answers to the out-of-scope prompts, token F1 against the gold answers, "
+        "before and after the edits (SQuAD-style F1, as EasyEdit's locality on generated answers)",
+        {"locality_answer_f1_before": "F1 before", "locality_answer_f1_after": "F1 after"},
+    ),
+    Definition(
+        "forgetting",
+        "inputs no edit touches (`serac.core.forgetting`): held-out text perplexity (Yang et al. 2024), "
+        "CounterFact's true-over-false on unedited facts, ROME's generation fluency (n-gram entropy), and the "
+        "share of generations stuck repeating a trigram",
+        {
+            "heldout_perplexity": "held-out perplexity",
+            "unedited_true_over_false": "unedited true over false",
+            "generation_fluency": "fluency",
+            "repetitive_generations": "repetitive share",
+        },
+    ),
+)
+COSTS = {"seconds_per_edit": "s/edit", "wall_seconds": "wall s"}
+
+
+@dataclass
+class DatasetRuns:
+    """One dataset of the study: its name, the run folder of each editor label, notes for the report."""
+
+    name: str
+    runs: dict[str, RunFolder]
+    notes: list[str] = field(default_factory=list)
+
+
+def write_report(folder: Path, datasets: list[DatasetRuns], thresholds: CollapseThresholds) -> Path:
+    """Write `study.md` and `<dataset>.png` into `folder` from the rows measured so far."""
+    sections = [_dataset_section(folder, dataset, thresholds) for dataset in datasets]
+    definitions = "".join(f"- **{definition.name}**: {definition.follows}.\n" for definition in DEFINITIONS)
+    report = (
+        "# Lifelong editing study\n\n"
+        "Edits are made one after another (or in the batches an editor's label says) and never undone; "
+        "at each checkpoint T the metrics are measured on all T edits made so far. Columns are named "
+        "`<definition> · <metric>`; the definitions are:\n\n"
+        f"{definitions}- **cost**: s/edit is the editing time per edit (measurement excluded); wall s the "
+        "run's time so far, measurements included.\n\n"
+        f"The collapse point is the first T at which {_thresholds_text(thresholds)}.\n"
+        + "".join(sections)
+    )
+    file = folder / REPORT_FILE
+    file.write_text(report)
+    return file
+
+
+def _dataset_section(folder: Path, dataset: DatasetRuns, thresholds: CollapseThresholds) -> str:
+    rows = [{"editor": label, **row} for label, run in dataset.runs.items() for row in run.rows()]
+    columns = [(key, f"{definition.name} · {label}") for definition in DEFINITIONS for key, label in definition.columns.items()]
+    columns += list(COSTS.items())
+    shown = [(key, label) for key, label in columns if any(key in row for row in rows)]
+    table_rows = [{"editor": row["editor"], "T": row["T"], **{label: row[key] for key, label in shown if key in row}} for row in rows]
+    table = markdown_table(table_rows, ["editor", "T", *(label for _, label in shown)]) if rows else "No rows yet."
+    plot = plot_sequential(
+        [{**row, "protocol": "sequential"} for row in rows],
+        folder / f"{dataset.name}.png",
+        [key for key, _ in shown],
+        dict(shown),
+    )
+    lines = [f"- **{label}**: {_editor_summary(run, thresholds)}" for label, run in dataset.runs.items()]
+    notes = "".join(f"- {note}\n" for note in dataset.notes)
+    figure = f"\n![{dataset.name} curves]({plot.name})\n" if plot else ""
+    definitions = ", ".join(definition.name for definition in DEFINITIONS if any(key in dict(shown) for key in definition.columns))
+    return (
+        f"\n## {dataset.name}\n\n{notes}\nDefinitions shown: {definitions}.\n\n{table}\n\n"
+        + "\n".join(lines) + "\n" + figure
+    )
+
+
+def _editor_summary(run: RunFolder, thresholds: CollapseThresholds) -> str:
+    """Its collapse point and reasons, or how far it went without one; and whether it stopped early."""
+    forgetting_keys = DEFINITIONS[-1].columns
+    rows = [(row["T"], {key: row[key] for key in forgetting_keys}) for row in run.rows() if all(key in row for key in forgetting_keys)]
+    finished = run.finished()
+    if not rows or rows[0][0] != 0:
+        return "no rows yet"
+    last_t = rows[-1][0]
+    collapse = collapse_point(rows, thresholds) if all(math.isfinite(value) for value in rows[0][1].values()) else None
+    if collapse is None:
+        summary = f"no collapse up to T={last_t}"
+    else:
+        reasons = collapse_reasons(rows[0][1], dict(rows)[collapse], thresholds)
+        summary = f"collapse at T={collapse} ({', '.join(reasons)})"
+    if finished is None:
+        summary += f"; running (T={last_t} so far)"
+    elif finished["stopped"]:
+        summary += f"; stopped at T={finished['T']} ({finished['stopped']})"
+    return summary
+
+
+def _thresholds_text(thresholds: CollapseThresholds) -> str:
+    return (
+        f"held-out perplexity is at least {thresholds.perplexity_ratio:g}× the unedited one, fluency falls below "
+        f"{thresholds.fluency_ratio:g}× the unedited one, or the share of repetitive generations rises by at least "
+        f"{thresholds.repetition_rise:g} over the unedited share (`serac.core.forgetting.CollapseThresholds`)"
+    )
+

@@ -1,0 +1,120 @@
+"""The folder of one (editor, dataset) run of the lifelong study, which lets a run resume.
+
+    <results_dir>/<label>__<dataset>/
+        settings.json   what the rows depend on; a re-run with other settings is refused
+        rows.jsonl      one row per checkpoint (T = 0 first), appended and fsynced as measured
+        state/          the editor at the last checkpoint (`Editor.save`) + study_progress.json
+        live/           the copy of a saved editor that the running editor works in
+        finished.json   written when the run ends: its last T and why it stopped, if it did
+
+The state is saved before its row is appended, so after a crash the state is never behind
+the rows; a state one checkpoint ahead (the crash fell between the two) is measured again on
+resume, which gives the same metrics. A saved editor is never loaded in place: memory editors
+(SERAC, the cache) write their edits into the folder they were loaded from, which would change
+the user's trained editor or the saved state behind the run's back.
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from serac.core.editor import Editor
+from serac.core.registry import editor_class
+from serac.core.saving import replace_folder, saved_editor_name, write_atomically
+
+SETTINGS_FILE = "settings.json"
+ROWS_FILE = "rows.jsonl"
+FINISHED_FILE = "finished.json"
+PROGRESS_FILE = "study_progress.json"  # inside state/: edits held, editing and wall seconds so far
+
+
+class ChangedSettingsError(ValueError):
+    """A run folder holds rows measured with other settings than the command's."""
+
+
+class RunFolder:
+    """Rows, settings and saved state of one (editor label, dataset) run; see the module docstring."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.state = self.path / "state"
+        self.working_copy = self.path / "live"
+
+    def check_settings(self, settings: dict) -> None:
+        """Record `settings` on the first run; on later runs refuse any that changed, naming them."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        file = self.path / SETTINGS_FILE
+        settings = json.loads(json.dumps(settings))  # as they read back (tuples become lists)
+        if not file.exists():
+            write_atomically(file, lambda staging: staging.write_text(json.dumps(settings, indent=2)))
+            return
+        stored = json.loads(file.read_text())
+        changed = [
+            f"{key} (was {stored.get(key)!r}, now {settings.get(key)!r})"
+            for key in sorted({*stored, *settings})
+            if stored.get(key) != settings.get(key)
+        ]
+        if changed:
+            raise ChangedSettingsError(
+                f"{self.path} holds a run made with other settings; changed: {'; '.join(changed)}. "
+                "Give another results_dir, or delete that folder to start this run over."
+            )
+
+    def rows(self) -> list[dict]:
+        """The rows measured so far; a last line cut short by a crash is dropped."""
+        file = self.path / ROWS_FILE
+        if not file.exists():
+            return []
+        rows = []
+        for line in file.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return rows
+
+    def append_row(self, row: dict) -> None:
+        """Append one row and push it to disk before going on: a crash later keeps it."""
+        with (self.path / ROWS_FILE).open("a") as file:
+            file.write(json.dumps(row) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+
+    def save_state(self, editor: Editor, progress: dict) -> None:
+        """Save the editor and its progress into `state.tmp`, then put it at `state` in one rename."""
+        staging = self.path / "state.tmp"
+        shutil.rmtree(staging, ignore_errors=True)  # left by a crash during an earlier save
+        editor.save(staging)
+        (staging / PROGRESS_FILE).write_text(json.dumps(progress))
+        replace_folder(staging, self.state)  # the old state ends up in state.tmp
+        shutil.rmtree(staging, ignore_errors=True)
+
+    def saved_progress(self) -> dict | None:
+        """The progress saved with the state (`save_state`), None before the first checkpoint."""
+        file = self.state / PROGRESS_FILE
+        return json.loads(file.read_text()) if file.exists() else None
+
+    def load_state(self, device=None) -> Editor:
+        """The editor as saved at the last checkpoint (loaded from a working copy)."""
+        return load_working_copy(self.state, self.working_copy, device)
+
+    def remove_working_copy(self) -> None:
+        """Delete the copy a closed editor worked in; the state keeps what a resume needs."""
+        shutil.rmtree(self.working_copy, ignore_errors=True)
+
+    def finish(self, last_t: int, stopped: str | None) -> None:
+        body = {"T": last_t, "stopped": stopped}
+        write_atomically(self.path / FINISHED_FILE, lambda staging: staging.write_text(json.dumps(body)))
+
+    def finished(self) -> dict | None:
+        """{"T": last T measured, "stopped": why it stopped early, or None}, None while unfinished."""
+        file = self.path / FINISHED_FILE
+        return json.loads(file.read_text()) if file.exists() else None
+
+
+def load_working_copy(saved: str | Path, copy: Path, device=None) -> Editor:
+    """The editor saved at `saved`, loaded from a fresh copy at `copy`, which it may write into."""
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(saved, copy)
+    return editor_class(saved_editor_name(copy)).load(copy, device=device)

@@ -1,0 +1,230 @@
+"""`serac-study` on tiny models and a tiny data folder: rows, report, resume, batches, time budget."""
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from mend.finetune import FTEditor
+from serac import lifelong_study
+from serac.cache import CacheEditor
+from serac.cli import CONFIG_DIR
+from serac.lifelong_study import measured_at, plan_study, run_study
+from serac.study_report import REPORT_FILE
+from serac.study_run_folder import ChangedSettingsError, RunFolder
+
+# CounterFact val: five facts to edit, the third about the subject of a probe fact, then the
+# three probe facts (the probe takes the last records of val).
+EDITS = [
+    ("The mother tongue of Danielle Darrieux is", "Danielle Darrieux", "French", "English"),
+    ("The Eiffel Tower is located in", "The Eiffel Tower", "Paris", "London"),
+    ("The Nile is a river in", "The Nile", "Egypt", "Brazil"),
+    ("Hamlet was written by", "Hamlet", "William Shakespeare", "Cairo"),
+    ("The capital of France is", "France", "Paris", "Cairo"),
+    ("The football club of Paris plays in", "Paris Saint-Germain", "France", "Brazil"),
+]
+PROBE_FACTS = [
+    ("The Nile flows through", "The Nile", "Cairo", "Brazil"),
+    ("Jazz was born in", "Jazz", "New Orleans", "Paris"),
+    ("The weather in London is", "London weather", "rainy", "sunny"),
+]
+ZSRE = [("What is the capital of France?", "France", "Cairo"), ("Who wrote Hamlet?", "Hamlet", "Charles Dickens"),
+        ("Which river flows through Cairo?", "Cairo", "The Thames")]
+FORGETTING = ("forgetting.heldout_texts=4", "forgetting.facts=3", "forgetting.generation_prompts=2", "forgetting.generation_tokens=6")
+TIMES = ("wall_seconds", "seconds_per_edit")
+
+
+@pytest.fixture
+def data(tmp_path):
+    folder = tmp_path / "data"
+    for name in ("counterfact", "personality", "zsre"):
+        (folder / name).mkdir(parents=True)
+    facts = [
+        {"case_id": index, "prompt": prompt, "subject": subject, "target_new": new, "ground_truth": true,
+         "rephrase_prompt": f"In short, {prompt.lower()}", "locality_prompt": "What language is spoken in Brazil?",
+         "locality_ground_truth": "Portuguese"}
+        for index, (prompt, subject, true, new) in enumerate(EDITS + PROBE_FACTS)
+    ]
+    (folder / "counterfact" / "val.json").write_text(json.dumps(facts))
+    topics = [{"ent": topic, **{trait: [f"I think {topic} is fine, says my {trait} side."] for trait in
+               ("extraversion", "agreeableness", "neuroticism")}} for topic in ("jazz", "football")]
+    (folder / "personality" / "dev.json").write_text(json.dumps(topics))
+    questions = [
+        {"subject": subject, "src": question, "pred": "", "rephrase": f"Tell me: {question}", "alt": target,
+         "answers": ["unknown"], "loc": "nq question: what year did the war end?", "loc_ans": "1945", "cond": ""}
+        for question, subject, target in ZSRE
+    ]
+    (folder / "zsre" / "dev.json").write_text(json.dumps(questions))
+    return folder
+
+
+def composed(tmp_path, data, results: str = "results", *overrides: str, **replaced) -> dict:
+    """The composed study config, with `replaced` top-level keys set afterwards (Hydra merges dicts)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        config = compose(
+            "study",
+            [
+                "model=tiny-llama",
+                "algs.ft.ft.steps=2",
+                "from_config=[ft,cache]",
+                "datasets=[counterfact]",
+                "checkpoints=[1,2,3,4]",
+                "max_edits=4",
+                "answer_locality=false",
+                *FORGETTING,
+                f"data_dir={data}",
+                f"results_dir={tmp_path / results}",
+                "device=cpu",
+                *overrides,
+            ],
+        )
+    return {**OmegaConf.to_container(config, resolve=True), **replaced}
+
+
+@pytest.fixture
+def edit_calls(monkeypatch):
+    """The number of records of every add_edits call, by editor class; `interrupt_at` makes the nth call raise."""
+    calls = {"ft": [], "cache": [], "interrupt_at": None}
+    for label, kind in (("ft", FTEditor), ("cache", CacheEditor)):
+        original = kind.add_edits
+
+        def counted(self, edits, label=label, original=original):
+            calls[label].append(len(edits))
+            if calls["interrupt_at"] == len(calls[label]):
+                raise RuntimeError("interrupted")
+            return original(self, edits)
+
+        monkeypatch.setattr(kind, "add_edits", counted)
+    return calls
+
+
+def rows(folder, run: str) -> list[dict]:
+    return RunFolder(folder / run).rows()
+
+
+def metrics_only(rows: list[dict]) -> list[dict]:
+    return [{key: value for key, value in row.items() if key not in TIMES} for row in rows]
+
+
+def test_the_study_writes_rows_at_each_checkpoint_a_report_by_definition_and_curves(tmp_path, data, edit_calls):
+    folder = run_study(composed(tmp_path, data, "results", "datasets=[counterfact,zsre]", "answer_locality=true"))
+
+    for label in ("ft", "cache"):
+        assert [row["T"] for row in rows(folder, f"{label}__counterfact")] == [0, 1, 2, 3, 4]
+        assert [row["T"] for row in rows(folder, f"{label}__zsre")] == [0, 1, 2, 3]  # zsRE holds 3 records
+        assert RunFolder(folder / f"{label}__zsre").finished() == {"T": 3, "stopped": None}
+    assert edit_calls["ft"] == [1] * 7  # one add_edit per record
+    last = rows(folder, "ft__counterfact")[-1]
+    for key in ("edit_success", "edit_token_accuracy", "efficacy_score", "locality_answer_f1_after", "heldout_perplexity",
+                "repetitive_generations", "seconds_per_edit", "wall_seconds"):
+        assert key in last
+    assert rows(folder, "cache__counterfact")[-1]["edit_success"] == 1.0  # the cache answers its edit prompts exactly
+    report = (folder / REPORT_FILE).read_text()
+    for heading in ("## counterfact", "## zsre", "ours (strict) · edit success", "EasyEdit/KnowEdit (token) · reliability",
+                    "CounterFact (ROME/MEMIT) · neighbourhood", "forgetting · held-out perplexity", "| s/edit |"):
+        assert heading in report
+    assert "1 record(s) among them skipped: about a fact of the forgetting probe" in report  # The Nile
+    assert "zsre/dev holds only 3 usable records: its runs stop at T = 3" in report
+    assert "- **ft**: no collapse up to T=4" in report or "- **ft**: collapse at T=" in report
+    for dataset in ("counterfact", "zsre"):
+        assert (folder / f"{dataset}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_interrupted_study_resumes_at_its_last_checkpoint_with_the_same_rows(tmp_path, data, edit_calls):
+    uninterrupted = run_study(composed(tmp_path, data, "uninterrupted"))
+    edit_calls.update(ft=[], cache=[], interrupt_at=3)  # the third edit, after checkpoint 2
+    config = composed(tmp_path, data, "interrupted")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_study(config)
+    assert [row["T"] for row in rows(tmp_path / "interrupted", "ft__counterfact")] == [0, 1, 2]
+
+    edit_calls.update(ft=[], cache=[], interrupt_at=None)
+    resumed = run_study(config)
+
+    assert edit_calls["ft"] == [1, 1]  # records 3 and 4 only
+    assert edit_calls["cache"] == [1] * 4  # it had not started
+    for label in ("ft", "cache"):
+        assert metrics_only(rows(resumed, f"{label}__counterfact")) == metrics_only(rows(uninterrupted, f"{label}__counterfact"))
+    edit_calls.update(ft=[], cache=[])
+    run_study(config)  # finished runs are skipped
+    assert edit_calls["ft"] == [] and edit_calls["cache"] == []
+
+
+def test_a_crash_between_saving_the_state_and_its_row_measures_that_checkpoint_again(tmp_path, data, edit_calls, monkeypatch):
+    config = composed(tmp_path, data, "results", "from_config=[cache]")
+    append_row = RunFolder.append_row
+
+    def lose_the_second_row(self, row):
+        if row["T"] == 2:
+            raise RuntimeError("interrupted")
+        append_row(self, row)
+
+    monkeypatch.setattr(RunFolder, "append_row", lose_the_second_row)
+    with pytest.raises(RuntimeError):
+        run_study(config)
+    monkeypatch.setattr(RunFolder, "append_row", append_row)
+    edit_calls.update(cache=[])
+    folder = run_study(config)
+    assert [row["T"] for row in rows(folder, "cache__counterfact")] == [0, 1, 2, 3, 4]
+    assert edit_calls["cache"] == [1, 1]
+    assert rows(folder, "cache__counterfact")[-1]["edit_success"] == 1.0  # it went on from the saved edits
+
+
+def test_a_changed_config_is_refused_naming_what_changed(tmp_path, data, edit_calls):
+    run_study(composed(tmp_path, data, "results", "from_config=[ft]", "checkpoints=[1,2]", "max_edits=2"))
+    with pytest.raises(ChangedSettingsError, match=r"changed: checkpoints \(was \[1, 2\], now \[1, 3\]\); records"):
+        plan_study(composed(tmp_path, data, "results", "from_config=[ft]", "checkpoints=[1,3]", "max_edits=3"))
+    with pytest.raises(ChangedSettingsError, match="changed: editor"):
+        plan_study(composed(tmp_path, data, "results", "from_config=[ft]", "checkpoints=[1,2]", "max_edits=2", "algs.ft.ft.steps=3"))
+
+
+def test_a_batch_editor_edits_its_step_of_records_at_once_and_is_measured_on_batch_boundaries(tmp_path, data, edit_calls):
+    folder = run_study(composed(tmp_path, data, "results", "from_config=[ft]", "max_edits=5", edits_per_step={"ft": 2}))
+    assert edit_calls["ft"] == [2, 2, 1]
+    assert [row["T"] for row in rows(folder, "ft__counterfact")] == [0, 2, 4, 5]
+    assert measured_at([1, 10, 100, 500, 1000], 537, 100) == [100, 500, 537]
+    assert measured_at([1, 10, 100, 500, 1000], 1000, 1) == [1, 10, 100, 500, 1000]
+
+
+def test_the_time_budget_stops_a_run_at_its_last_checkpoint_and_the_report_says_so(tmp_path, data, edit_calls, monkeypatch):
+    # Ten seconds pass with each edit and none otherwise: the third edit spends the budget of 25.
+    monkeypatch.setattr(lifelong_study, "clock", lambda: 10.0 * len(edit_calls["ft"]))
+    config = composed(tmp_path, data, "results", "from_config=[ft]", "max_seconds_per_editor=25")
+    folder = run_study(config)
+    assert [row["T"] for row in rows(folder, "ft__counterfact")] == [0, 1, 2]
+    assert RunFolder(folder / "ft__counterfact").finished() == {"T": 2, "stopped": "time budget"}
+    assert "- **ft**: no collapse up to T=2; stopped at T=2 (time budget)" in (folder / REPORT_FILE).read_text()
+    calls = len(edit_calls["ft"])
+    run_study(config)
+    assert len(edit_calls["ft"]) == calls  # a stopped run is finished
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(datasets=["nq"]), "each of datasets must be one of"),
+        (dict(edits_per_step={"memit_batch10": 10}), "edits_per_step names 'memit_batch10', which is neither an editor"),
+        (dict(checkpoints=[0, 10]), "each of checkpoints must be an int >= 1"),
+        (dict(forgetting={"heldout_text": 4}), "forgetting has no setting heldout_text"),
+        (dict(max_seconds_per_editor=-1), "max_seconds_per_editor must be a finite number"),
+    ],
+)
+def test_bad_settings_are_refused_before_any_editing(tmp_path, data, edit_calls, bad, message):
+    with pytest.raises(ValueError, match=message):
+        plan_study(composed(tmp_path, data, "results", **bad))
+    assert edit_calls["ft"] == []
+
+
+def test_a_saved_editor_is_studied_from_a_copy_and_its_folder_is_left_untouched(tmp_path, data, edit_calls):
+    saved = tmp_path / "calibrated-cache"
+    cache = CacheEditor.from_config({"model": {"name": "tiny-llama", "prompt_format": "plain"}, "alg": {"cache": {}}, "device": "cpu"})
+    cache.save(saved)
+    cache.close()
+    before = {path.relative_to(saved): path.read_bytes() for path in saved.rglob("*") if path.is_file()}
+
+    folder = run_study(composed(tmp_path, data, "results", "from_config=[]", f"+editors.saved_cache={saved}", "checkpoints=[1,2]", "max_edits=2"))
+
+    assert [row["T"] for row in rows(folder, "saved_cache__counterfact")] == [0, 1, 2]
+    assert {path.relative_to(saved): path.read_bytes() for path in saved.rglob("*") if path.is_file()} == before
+    assert not (folder / "saved_cache__counterfact" / "live").exists()
