@@ -2,7 +2,7 @@
 
     serac-train alg=serac_quick experiment=zsre
     serac-evaluate alg=serac experiment=zsre editor_path=outputs/.../editor protocol=sequential
-    serac-evaluate-dialogue experiment=personality model=smollm2-135m-chat editor_path=outputs/.../editor
+    serac-evaluate-dialogue experiment=personality editor_path=outputs/.../editor
 
 The configs live in `configs/` at the top of the project.
 """
@@ -10,6 +10,9 @@ The configs live in `configs/` at the top of the project.
 import dataclasses
 import json
 import logging
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -20,11 +23,11 @@ from serac.core.data import load_records
 from serac.core.dialogue_evaluation import DialogueEvalConfig, evaluate_dialogue
 from serac.core.editor import Editor
 from serac.core.evaluation import EvalConfig, evaluate
-from serac.core.registry import editor_class, trainer
+from serac.core.registry import editor_class, load_working_copy, trainer
 from serac.core.results import write_results
-from serac.core.saving import saved_editor_name
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
+WORKING_COPY = "editor_working_copy"  # in the results folder, while a saved editor is evaluated
 log = logging.getLogger(__name__)
 
 
@@ -42,19 +45,28 @@ def train_main(config: DictConfig) -> None:
         torch.distributed.destroy_process_group()
 
 
-def _editor(config: DictConfig) -> Editor:
-    """The saved editor at `editor_path`, else the `alg` editor built from its config."""
+@contextmanager
+def _editor(config: DictConfig) -> Iterator[Editor]:
+    """The saved editor at `editor_path` (loaded from a working copy in the results folder, so
+    the evaluation's edits and resets never touch the user's folder), else the `alg` editor
+    built from its config; closed and its copy removed afterwards."""
+    copy = Path(config.results_dir) / WORKING_COPY
     if config.editor_path:
-        editor = editor_class(saved_editor_name(config.editor_path)).load(config.editor_path, device=config.device)
+        editor = load_working_copy(config.editor_path, copy, device=config.device)
     else:
         editor = editor_class(config.alg.name).from_config(_plain(config))
-    settings = config.get("configure")
-    if settings:
-        settings = _plain(settings)
-        if not callable(getattr(editor, "configure", None)):
-            raise ValueError(f"the {editor.name} editor has no settings to change; drop `configure`")
-        editor.configure(**settings)
-    return editor
+    try:
+        settings = config.get("configure")
+        if settings:
+            settings = _plain(settings)
+            if not callable(getattr(editor, "configure", None)):
+                raise ValueError(f"the {editor.name} editor has no settings to change; drop `configure`")
+            editor.configure(**settings)
+        yield editor
+    finally:
+        if callable(getattr(editor, "close", None)):
+            editor.close()
+        shutil.rmtree(copy, ignore_errors=True)
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base="1.3")
@@ -67,21 +79,21 @@ def evaluate_main(config: DictConfig) -> None:
         max_records=config.max_records,
         answer_locality=config.answer_locality,
     )
-    editor = _editor(config)
-    records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)
-    _report(config, editor, evaluate(editor, records, eval_config))
+    with _editor(config) as editor:
+        records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)
+        _report(config, editor, evaluate(editor, records, eval_config))
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="evaluate_dialogue", version_base="1.3")
 def evaluate_dialogue_main(config: DictConfig) -> None:
-    editor = _editor(config)
-    records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)
     plain = _plain(config)
     # The config's top-level keys named like DialogueEvalConfig's fields set them.
     eval_config = DialogueEvalConfig(**{f.name: plain[f.name] for f in dataclasses.fields(DialogueEvalConfig)})
-    results = evaluate_dialogue(editor, records, eval_config)
-    sections = {"Sample generations": results.generations} if results.generations else None
-    _report(config, editor, results.rows, {"edit_with": config.edit_with}, sections)
+    with _editor(config) as editor:
+        records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)
+        results = evaluate_dialogue(editor, records, eval_config)
+        sections = {"Sample generations": results.generations} if results.generations else None
+        _report(config, editor, results.rows, {"edit_with": config.edit_with}, sections)
 
 
 def _report(config: DictConfig, editor: Editor, rows: list[dict], extra_metadata: dict | None = None, sections=None):

@@ -14,6 +14,7 @@ cache: ε*/2, ε*, 2ε*) is reported once per variant.
 import json
 import logging
 import math
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -30,9 +31,8 @@ from serac.core.data import load_records
 from serac.core.editor import Editor
 from serac.core.evaluation import PROTOCOLS, EvalConfig, evaluate
 from serac.core.records import EditRecord
-from serac.core.registry import editor_class
+from serac.core.registry import editor_class, load_working_copy
 from serac.core.results import write_results
-from serac.core.saving import saved_editor_name
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ METRICS = (
     "locality_answer_changed", "portability", "seconds_per_edit",
 )
 PLOT_FILE = "comparison.png"
+WORKING_COPIES = "editor_working_copies"  # in the results folder, while saved editors are compared
 
 
 @runtime_checkable
@@ -147,7 +148,9 @@ def editor_builders(config: dict) -> dict[str, Callable[[], Editor]]:
             raise ValueError(
                 f"editors.{label} must be a saved editor folder; to build {label!r} from its alg config, list it in from_config"
             )
-        builders[label] = partial(editor_class(saved_editor_name(path)).load, path, device=config.get("device"))
+        # A working copy: the comparison's edits and resets must not touch the user's folder.
+        copy = Path(config["results_dir"]) / WORKING_COPIES / label
+        builders[label] = partial(load_working_copy, path, copy, device=config.get("device"))
     for label in built:
         alg = (config.get("algs") or {}).get(label)
         if alg is None:
@@ -173,7 +176,10 @@ def run_comparison(config: dict) -> Path:
     )
     records = load_records(experiment["dataset"], experiment["eval_split"], config.get("data_dir"))
     records = records[: compare_config.max_records] if compare_config.max_records else records
-    rows, variant_settings = compare(builders, records, compare_config)
+    try:
+        rows, variant_settings = compare(builders, records, compare_config)
+    finally:
+        shutil.rmtree(Path(config["results_dir"]) / WORKING_COPIES, ignore_errors=True)
     dataset = f"{experiment['dataset']}/{experiment['eval_split']}"
     metadata = {
         "dataset": dataset,

@@ -38,9 +38,10 @@ from serac.core.editor import Editor
 from serac.core.evaluation import Unedited, edit_step, measure
 from serac.core.forgetting import CollapseThresholds, ForgettingProbe, ForgettingSettings
 from serac.core.records import EditRecord
+from serac.core.registry import load_working_copy
 from serac.core.setting_checks import check_bool, check_choice, check_int, check_real
 from serac.study_report import REPORT_FILE, DatasetRuns, write_report
-from serac.study_run_folder import RunFolder, load_working_copy
+from serac.study_run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ import shutil
 from pathlib import Path
 
 from serac.core.editor import Editor
-from serac.core.registry import editor_class
-from serac.core.saving import replace_folder, saved_editor_name, write_atomically
+from serac.core.registry import load_working_copy
+from serac.core.saving import replace_folder, write_atomically
 
 SETTINGS_FILE = "settings.json"
 ROWS_FILE = "rows.jsonl"
@@ -111,10 +111,3 @@ class RunFolder:
         """{"T": last T measured, "stopped": why it stopped early, or None}, None while unfinished."""
         file = self.path / FINISHED_FILE
         return json.loads(file.read_text()) if file.exists() else None
-
-
-def load_working_copy(saved: str | Path, copy: Path, device=None) -> Editor:
-    """The editor saved at `saved`, loaded from a fresh copy at `copy`, which it may write into."""
-    shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(saved, copy)
-    return editor_class(saved_editor_name(copy)).load(copy, device=device)

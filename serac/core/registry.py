@@ -11,6 +11,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 from serac.core.editor import Editor
+from serac.core.saving import saved_editor_name, working_copy
 
 EDITOR_GROUP = "serac.editors"
 TRAINER_GROUP = "serac.trainers"
@@ -41,3 +42,11 @@ def trainer(name: str) -> Trainer:
 
 def _points(group: str) -> dict[str, EntryPoint]:
     return {point.name: point for point in entry_points(group=group)}
+
+
+
+def load_working_copy(saved: str | Path, copy: str | Path, device=None) -> Editor:
+    """The editor saved at `saved`, loaded from a fresh working copy at `copy` (see
+    `saving.working_copy`): evaluating or studying it never changes the user's folder."""
+    copy = working_copy(saved, copy)
+    return editor_class(saved_editor_name(copy)).load(copy, device=device)

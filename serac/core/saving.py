@@ -233,3 +233,26 @@ def move_into(staging: Path, folder: Path) -> None:
         else:
             sync_tree(entry)
             os.replace(entry, folder / entry.name)
+
+
+def working_copy(saved: str | Path, copy: str | Path) -> Path:
+    """A fresh copy of the saved editor folder `saved` at `copy`, which an editor loaded from it
+    may write into (a SERAC or cache memory records every edit, and `reset` empties it) without
+    touching `saved`. Safetensors files are hard-linked when the file system allows: they are
+    written once by a save and only ever replaced whole, never changed in place, and a SERAC
+    editor's models are hundreds of MB. Everything else (the memory's database and index) is copied.
+    """
+    saved, copy = Path(saved), Path(copy)
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(saved, copy, copy_function=_link_safetensors)
+    return copy
+
+
+def _link_safetensors(source: str, destination: str) -> None:
+    if source.endswith(".safetensors"):
+        try:
+            os.link(source, destination)
+            return
+        except OSError:  # another file system, or links not allowed: copy instead
+            pass
+    shutil.copy2(source, destination)

@@ -65,11 +65,18 @@ def test_a_calibrated_cache_is_reported_at_three_thresholds(tmp_path):
         {"model": {"name": "tiny-llama", "prompt_format": "plain"}, "alg": {"cache": {}}, "device": "cpu"}
     )
     cache.configure(epsilon=2.0, calibrated_epsilon=2.0)
+    kept = cache.add_edit("A user's own edit", "kept")
     cache.save(tmp_path / "cache")
     cache.close()
     config = composed(tmp_path, "from_config=[]", f"+editors.cache={tmp_path / 'cache'}", "protocols=[sequential]")
 
     folder = run_comparison(config)
+
+    # The comparison edited and reset a working copy: the user's folder still holds its edit.
+    saved = editor_class("cache").load(tmp_path / "cache")
+    assert saved.edit_ids() == [kept]
+    saved.close()
+    assert not (folder / "editor_working_copies").exists()
 
     labels = ["cache (ε*/2)", "cache (ε*)", "cache (2ε*)"]
     assert rows_of(folder) == [(label, "sequential", t) for label in labels for t in (1, 2, 3)]

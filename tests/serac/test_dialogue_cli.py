@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_dir
 
 from serac.cli import CONFIG_DIR
 from serac.core.dialogue_evaluation import DialogueEvalConfig
+from serac.core.registry import editor_class
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "convsent_small.json"
 BIN = Path(sys.executable).parent
@@ -84,6 +85,9 @@ def test_personality_serac_trains_and_is_evaluated_sequentially(tmp_path):
             f"hydra.run.dir={tmp_path}/train/hydra",
         ]
     )
+    trained = editor_class("serac").load(tmp_path / "train" / "editor")
+    kept = trained.add_edit("What do you think of my own edit?", "I keep it.")  # durable when it returns
+    trained.close()
     output = run(
         [
             str(BIN / "serac-evaluate-dialogue"),
@@ -103,3 +107,8 @@ def test_personality_serac_trains_and_is_evaluated_sequentially(tmp_path):
     assert [row["edits"] for row in rows] == [1, 3]
     assert all(0.0 <= row["in_scope_routed"] <= 1.0 and row["drawdown"] >= 0.0 for row in rows)
     assert "serac on personality/dev" in output
+    # The evaluation edited and reset a working copy, not the user's folder.
+    trained = editor_class("serac").load(tmp_path / "train" / "editor")
+    assert trained.edit_ids() == [kept]
+    trained.close()
+    assert not (tmp_path / "eval" / "editor_working_copy").exists()
