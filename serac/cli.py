@@ -64,8 +64,7 @@ def _editor(config: DictConfig) -> Iterator[Editor]:
             editor.configure(**settings)
         yield editor
     finally:
-        if callable(getattr(editor, "close", None)):
-            editor.close()
+        editor.close()
         shutil.rmtree(copy, ignore_errors=True)
 
 

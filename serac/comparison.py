@@ -75,7 +75,7 @@ def compare(
     """Table rows (editor x protocol x T) and the settings of each editor variant.
 
     `editors` maps a label to a function building the editor, so only one editor (and its
-    model) is in memory at a time; an editor with a `close` method is closed after its runs.
+    model) is in memory at a time; each editor is closed after its runs.
     """
     rows, variant_settings = [], {}
     for label, build in editors.items():
@@ -92,8 +92,7 @@ def compare(
                     eval_config = EvalConfig(protocol, config.batch_size, tuple(config.checkpoints), config.max_records, config.answer_locality)
                     rows.extend(table_row(name, row) for row in evaluate(editor, records, eval_config))
         finally:
-            if callable(getattr(editor, "close", None)):
-                editor.close()
+            editor.close()
     return rows, variant_settings
 
 

@@ -174,7 +174,7 @@ def run_editor(
             on_row()
         progress = run.saved_progress() or {"T": 0, "edit_seconds": 0.0, "wall_seconds": 0.0}
         if progress["T"]:
-            _close(editor)
+            editor.close()
             editor = run.load_state(device)
             log.info("%s: resuming at T=%d", run.path.name, progress["T"])
         done, edit_seconds, earlier_wall = progress["T"], progress["edit_seconds"], progress["wall_seconds"]
@@ -204,14 +204,8 @@ def run_editor(
                 on_row()
         run.finish(done, None)
     finally:
-        _close(editor)
-        run.remove_working_copy()
-
-
-def _close(editor: Editor) -> None:
-    """Release what an editor holds open (a memory folder), for the editors that hold any."""
-    if callable(getattr(editor, "close", None)):
         editor.close()
+        run.remove_working_copy()
 
 
 @dataclasses.dataclass

@@ -107,6 +107,10 @@ class Editor(ABC):
     def reset(self) -> None:
         """Undo every edit: the editor answers as the unedited base model again."""
 
+    def close(self) -> None:
+        """Release what the editor holds open (a memory editor's memory folder); nothing for
+        editors that hold nothing open. Safe to call twice."""
+
     @abstractmethod
     def save(self, path: str | Path) -> None:
         """Write a folder (a JSON config + safetensors weights, no pickles) that `load` reads."""

@@ -26,8 +26,7 @@ def editor(request, tiny_lm):
     else:
         built = MENDEditor(tiny_lm("tiny-llama"), MENDConfig(model_name="tiny-llama", rank=8))
     yield built
-    if hasattr(built, "close"):
-        built.close()
+    built.close()
 
 
 def test_stored_edits_are_the_applied_edits_oldest_first(editor):
