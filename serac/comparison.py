@@ -6,7 +6,8 @@
 Each editor is a saved folder (`editors.<label>`), or built from its alg config `algs.<label>`
 when its label is listed in `from_config` (`configs/compare.yaml` composes ft, ft_kl, ft_l and
 cache there). Every editor goes through `evaluate` with each protocol; the rows are written
-with `write_results` (results.md, results.json) and the sequential rows are plotted against
+with `write_results` (results.md, results.json) after each editor, so a stopped run keeps what
+it measured, and the sequential rows are plotted against
 the number of edits T (comparison.png). An editor offering `evaluation_variants` (a calibrated
 cache: ε*/2, ε*, 2ε*) is reported once per variant.
 """
@@ -70,14 +71,19 @@ class CompareConfig:
 
 
 def compare(
-    editors: dict[str, Callable[[], Editor]], records: Sequence[EditRecord], config: CompareConfig
+    editors: dict[str, Callable[[], Editor]],
+    records: Sequence[EditRecord],
+    config: CompareConfig,
+    on_editor_done: Callable[[list[dict], dict[str, dict], list[str]], None] | None = None,
 ) -> tuple[list[dict], dict[str, dict]]:
     """Table rows (editor x protocol x T) and the settings of each editor variant.
 
     `editors` maps a label to a function building the editor, so only one editor (and its
-    model) is in memory at a time; each editor is closed after its runs.
+    model) is in memory at a time; each editor is closed after its runs. `on_editor_done`
+    gets the rows, the variant settings and the labels of the editors done so far after each
+    editor, so a long comparison that is stopped keeps what it measured.
     """
-    rows, variant_settings = [], {}
+    rows, variant_settings, done = [], {}, []
     for label, build in editors.items():
         editor = build()
         try:
@@ -93,6 +99,9 @@ def compare(
                     rows.extend(table_row(name, row) for row in evaluate(editor, records, eval_config))
         finally:
             editor.close()
+        done.append(label)
+        if on_editor_done:
+            on_editor_done(rows, variant_settings, done)
     return rows, variant_settings
 
 
@@ -175,25 +184,29 @@ def run_comparison(config: dict) -> Path:
     )
     records = load_records(experiment["dataset"], experiment["eval_split"], config.get("data_dir"))
     records = records[: compare_config.max_records] if compare_config.max_records else records
-    try:
-        rows, variant_settings = compare(builders, records, compare_config)
-    finally:
-        shutil.rmtree(Path(config["results_dir"]) / WORKING_COPIES, ignore_errors=True)
-    dataset = f"{experiment['dataset']}/{experiment['eval_split']}"
-    metadata = {
-        "dataset": dataset,
-        "records": len(records),
-        "editors": {
-            **(config.get("editors") or {}),
-            **{label: f"built from algs.{label}" for label in config.get("from_config") or []},
-        },
-        "T": "edits held when measured (single: 1 at a time, then reset)",
-    }
-    if variant_settings:
-        metadata["variants"] = variant_settings
     folder = Path(config["results_dir"])
-    write_results(rows, folder, f"Editors compared on {dataset}", metadata)
-    plot_sequential(rows, folder / PLOT_FILE)
+    dataset = f"{experiment['dataset']}/{experiment['eval_split']}"
+    editors = {
+        **(config.get("editors") or {}),
+        **{label: f"built from algs.{label}" for label in config.get("from_config") or []},
+    }
+
+    def write(rows: list[dict], variant_settings: dict[str, dict], done: list[str]) -> None:
+        metadata = {
+            "dataset": dataset,
+            "records": len(records),
+            "editors": editors,
+            "T": "edits held when measured (single: 1 at a time, then reset)",
+            **({"variants": variant_settings} if variant_settings else {}),
+            **({} if len(done) == len(builders) else {"incomplete": f"measured so far: {', '.join(done)}"}),
+        }
+        write_results(rows, folder, f"Editors compared on {dataset}", metadata)
+        plot_sequential(rows, folder / PLOT_FILE)
+
+    try:
+        compare(builders, records, compare_config, on_editor_done=write)
+    finally:
+        shutil.rmtree(folder / WORKING_COPIES, ignore_errors=True)
     return folder
 
 

@@ -7,6 +7,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from serac.cli import CONFIG_DIR
+from serac import comparison
 from serac.comparison import METRICS, PLOT_FILE, CompareConfig, editor_builders, run_comparison, table_row
 from serac.core.registry import editor_class
 
@@ -58,6 +59,20 @@ def test_editors_built_from_their_alg_config_are_compared_in_one_table(tmp_path)
     assert (folder / PLOT_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The cache answers its edit prompts exactly: every edit succeeds.
     assert all(row["edit_success"] == 1.0 for row in results["rows"] if row["editor"] == "cache")
+
+
+def test_a_stopped_comparison_keeps_the_editors_it_finished(tmp_path, monkeypatch):
+    def broken():
+        raise RuntimeError("the second editor fails to build")
+
+    all_builders = comparison.editor_builders
+    monkeypatch.setattr(comparison, "editor_builders", lambda config: {**all_builders(config), "broken": broken})
+    with pytest.raises(RuntimeError, match="second editor"):
+        run_comparison(composed(tmp_path, "from_config=[ft]", "protocols=[single]"))
+
+    folder = tmp_path / "results"
+    assert rows_of(folder) == [("ft", "single", 1)]
+    assert json.loads((folder / "results.json").read_text())["metadata"]["incomplete"] == "measured so far: ft"
 
 
 def test_a_calibrated_cache_is_reported_at_three_thresholds(tmp_path):
