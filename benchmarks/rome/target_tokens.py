@@ -24,13 +24,14 @@ def main() -> None:
     parser.add_argument("--num-prefixes", type=int, default=4)
     parser.add_argument("--value-steps", type=int, default=15)
     parser.add_argument("--early-stop-nll", type=float, default=5e-2)
+    parser.add_argument("--clamp-factor", type=float, default=4.0, help="||z - z0|| <= clamp_factor * ||z0||")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     language_model = load_language_model("smollm2-135m", "cpu", args.prompt_format)
     config = ROMEConfig(
         model_name="smollm2-135m", prompt_format=args.prompt_format, layer=args.layer, num_prefixes=args.num_prefixes,
-        value_steps=args.value_steps, early_stop_nll=args.early_stop_nll,
+        value_steps=args.value_steps, early_stop_nll=args.early_stop_nll, clamp_factor=args.clamp_factor,
     )
     editor = ROMEEditor(language_model, config)
     records = load_records(args.dataset, args.split)
