@@ -29,7 +29,7 @@ test-slow: setup
 demo: setup
 	$(BIN)/serac-train alg=serac_quick experiment=zsre output_dir=$(DEMO_DIR)/train
 	$(BIN)/serac-evaluate alg=serac experiment=zsre editor_path=$(DEMO_DIR)/train/editor \
-		protocol=sequential 'checkpoints=[1,10,100]' results_dir=$(DEMO_DIR)/eval
+		protocol=sequential 'checkpoints=[1,10,100]' max_records=100 results_dir=$(DEMO_DIR)/eval
 	$(BIN)/python -m serac.demo $(DEMO_DIR)/train/editor
 
 clean:
