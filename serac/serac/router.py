@@ -63,7 +63,10 @@ class Router:
             best = self._choose(query, [edit for edit, _ in query_candidates], query_logits)
             edit = query_candidates[best][0]
             probability = float(torch.sigmoid(torch.tensor(query_logits[best])))
-            routes.append(Route(str(edit.id), edit.prompt, edit.target, probability, probability >= self.config.threshold))
+            # An edit's own prompt is in its scope whatever the classifier says (it can score an
+            # identical pair under the threshold, as seen among 10^4 CounterFact edits).
+            in_scope = probability >= self.config.threshold or edit.prompt == query
+            routes.append(Route(str(edit.id), edit.prompt, edit.target, probability, in_scope))
         return routes
 
     def _search(self, queries: list[str], vectors: np.ndarray, k: int) -> tuple[list[list[tuple]], list[np.ndarray]]:

@@ -20,6 +20,14 @@ def test_an_edit_routes_its_own_prompt_and_nothing_unrelated(editor):
     assert not unrelated.routed and unrelated.edit_id is None
 
 
+def test_an_edit_always_covers_its_own_prompt(editor):
+    edit_id = editor.add_edit(QUESTION, "Jane Austen")
+    editor.configure(threshold=1.0)  # the classifier finds nothing in scope
+    routed, unrelated = editor.query_batch([QUESTION, UNRELATED])
+    assert routed.routed and routed.edit_id == edit_id
+    assert not unrelated.routed
+
+
 def test_a_newer_edit_of_the_same_prompt_wins(editor):
     editor.add_edit(QUESTION, "Jane Austen")
     newer = editor.add_edit(QUESTION, "Mary Shelley")
