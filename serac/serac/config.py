@@ -40,9 +40,10 @@ class SERACConfig:
     # the cross-encoder, as the original SERAC did (kept for comparison in benchmarks/).
     retrieval: str = "faiss"
     # Several stored edits can cover one query when a fact was edited more than once.
-    # "newest": the newest edit whose in-scope logit is within `conflict_margin` of the best
-    # answers (a later edit supersedes earlier ones, whatever their phrasing); "closest": an
-    # edit of exactly the query, else the best-scoring edit answers (the original SERAC).
+    # "closest": an edit of exactly the query, else the best-scoring edit answers (the original
+    # SERAC); "newest": a newer edit of the same fact supersedes it, whatever its phrasing: one
+    # in scope of the query within `conflict_margin` of the best logit whose own prompt has the
+    # closest edit's prompt in scope (so a newer look-alike edit of another fact does not answer).
     conflicts: str = "newest"
     conflict_margin: float = 2.0  # a finite logit difference >= 0
     # "auto": exact search while the memory is small, an IVF index trained in the background

@@ -20,6 +20,14 @@ def test_an_edit_routes_its_own_prompt_and_nothing_unrelated(editor):
     assert not unrelated.routed and unrelated.edit_id is None
 
 
+def test_an_edit_always_covers_its_own_prompt(editor):
+    edit_id = editor.add_edit(QUESTION, "Jane Austen")
+    editor.configure(threshold=1.0)  # the classifier finds nothing in scope
+    routed, unrelated = editor.query_batch([QUESTION, UNRELATED])
+    assert routed.routed and routed.edit_id == edit_id
+    assert not unrelated.routed
+
+
 def test_a_newer_edit_of_the_same_prompt_wins(editor):
     editor.add_edit(QUESTION, "Jane Austen")
     newer = editor.add_edit(QUESTION, "Mary Shelley")
@@ -39,6 +47,37 @@ def test_a_newer_edit_out_of_the_conflict_margin_does_not_supersede(editor):
     editor.configure(threshold=0.0, conflict_margin=0.0)
     editor.add_edit("Who wrote Hamlet ?", "Mary Shelley")
     assert editor.query(QUESTION).edit_id == own
+
+
+def scripted_cross_encoder(editor, monkeypatch, logits: dict[tuple[str, str], float]):
+    """The cross-encoder replaced by a table of (edit prompt, query) -> in-scope logit (default: -5)."""
+
+    def cross_logits(edit_texts, queries):
+        return torch.tensor([logits.get(pair, -5.0) for pair in zip(edit_texts, queries)])
+
+    editor.configure(rerank=True, threshold=0.5, conflict_margin=2.0)
+    monkeypatch.setattr(editor.classifier, "cross_logits", cross_logits)
+
+
+def test_a_newer_look_alike_edit_of_another_fact_does_not_answer_for_an_older_one(editor, monkeypatch):
+    hamlet, macbeth = "Who wrote Hamlet?", "Who wrote Macbeth?"
+    paraphrase = "Hamlet was written by whom?"
+    own = editor.add_edit(hamlet, "Jane Austen")
+    look_alike = editor.add_edit(macbeth, "Mary Shelley")
+    # The paraphrase looks like both edits (both in scope, within the margin), but the two edits'
+    # prompts are not in each other's scope: they are edits of different facts.
+    scripted_cross_encoder(editor, monkeypatch, {(hamlet, paraphrase): 5.0, (macbeth, paraphrase): 4.5, (macbeth, macbeth): 9.0})
+    assert editor.query(paraphrase).edit_id == own
+    assert editor.query(macbeth).edit_id == look_alike
+
+    # A newer edit of the same fact (its prompt covers the older edit's) does supersede it.
+    reworded = "Who is the author of Hamlet?"
+    newer = editor.add_edit(reworded, "Ada Lovelace")
+    scripted_cross_encoder(
+        editor, monkeypatch,
+        {(hamlet, paraphrase): 5.0, (macbeth, paraphrase): 4.5, (reworded, paraphrase): 4.0, (reworded, hamlet): 3.0},
+    )
+    assert editor.query(paraphrase).edit_id == newer
 
 
 def test_closest_conflicts_let_an_edit_of_exactly_the_query_beat_a_newer_paraphrase_edit(editor):

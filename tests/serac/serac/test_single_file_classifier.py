@@ -39,10 +39,13 @@ def test_an_editor_saved_with_one_classifier_file_scores_and_routes_as_before(ol
         np.testing.assert_allclose(embeddings, expected["embeddings"], atol=1e-5)
         np.testing.assert_allclose(editor.classifier.encode(expected["texts"]), expected["embeddings"], atol=1e-5)
         np.testing.assert_allclose(cross, expected["cross_logits"], atol=1e-4)
-        routes = [[route.edit_id, route.probability, route.in_scope] for route in editor.route(expected["texts"])]
-        assert [route[0] for route in routes] == [route[0] for route in expected["routes"]]
-        assert [route[2] for route in routes] == [route[2] for route in expected["routes"]]
-        np.testing.assert_allclose([r[1] for r in routes], [r[1] for r in expected["routes"]], atol=1e-5)
+        routes = editor.route(expected["texts"])
+        assert [route.edit_id for route in routes] == [route[0] for route in expected["routes"]]
+        # Routed as then, except that an edit's own prompt is now always in its scope.
+        assert [route.in_scope for route in routes] == [
+            old[2] or route.prompt == text for route, old, text in zip(routes, expected["routes"], expected["texts"])
+        ]
+        np.testing.assert_allclose([route.probability for route in routes], [r[1] for r in expected["routes"]], atol=1e-5)
     finally:
         editor.close()
 
