@@ -7,8 +7,9 @@ Each editor is a saved folder (`editors.<label>`), or built from its alg config 
 when its label is listed in `from_config` (`configs/compare.yaml` composes ft, ft_kl, ft_l and
 cache there). Every editor goes through `evaluate` with each protocol; the rows are written
 with `write_results` (results.md, results.json) after each editor, so a stopped run keeps what
-it measured, and the sequential rows are plotted against the number of edits T (comparison.png). An editor offering `evaluation_variants` (a calibrated
-cache: ε*/2, ε*, 2ε*) is reported once per variant.
+it measured, and the sequential rows are plotted against the number of edits T
+(comparison.png). An editor offering `evaluation_variants` (a calibrated cache: ε*/2, ε*, 2ε*)
+is reported once per variant.
 """
 
 import json
