@@ -55,12 +55,17 @@ class Router:
             candidates, logits = self._search(queries, vectors, self.config.top_k)
             if self.config.conflicts == "newest":
                 self._widen_crowded(queries, vectors, candidates, logits)
+        chosen = [
+            self._closest(query, [edit for edit, _ in query_candidates], query_logits) if query_candidates else None
+            for query, query_candidates, query_logits in zip(queries, candidates, logits)
+        ]
+        if self.config.conflicts == "newest":
+            chosen = self._newest_of_same_fact(candidates, logits, chosen)
         routes = []
-        for query, query_candidates, query_logits in zip(queries, candidates, logits):
-            if not query_candidates:
+        for query, query_candidates, query_logits, best in zip(queries, candidates, logits, chosen):
+            if best is None:
                 routes.append(NO_EDIT)
                 continue
-            best = self._choose(query, [edit for edit, _ in query_candidates], query_logits)
             edit = query_candidates[best][0]
             probability = float(torch.sigmoid(torch.tensor(query_logits[best])))
             # An edit's own prompt is in its scope whatever the classifier says (it can score an
@@ -95,29 +100,48 @@ class Router:
         floor = max(_logit(self.config.threshold), logits.max() - self.config.conflict_margin)
         return [i for i, logit in enumerate(logits) if logit >= floor]
 
-    def _choose(self, query: str, edits: list, logits: np.ndarray) -> int:
-        """Index of the candidate edit that answers `query` (see `SERACConfig.conflicts`)."""
+    @staticmethod
+    def _closest(query: str, edits: list, logits: np.ndarray) -> int:
+        """Index of the candidate edit that scores best for `query`."""
         # An edit of exactly this prompt comes first; then the logit, not the probability, which
         # saturates at 1.0; on a tie (the same prompt edited twice) the newest edit wins.
-        closest = max(range(len(edits)), key=lambda i: (edits[i].prompt == query, logits[i], edits[i].id))
-        if self.config.conflicts == "closest":
-            return closest
-        newer = [i for i in self._covering(logits) if edits[i].id > edits[closest].id]
-        if not newer:
-            return closest
-        same_fact = self._covers(edits[closest].prompt, [edits[i].prompt for i in newer])
-        return max([closest, *(i for i, same in zip(newer, same_fact) if same)], key=lambda i: edits[i].id)
+        return max(range(len(edits)), key=lambda i: (edits[i].prompt == query, logits[i], edits[i].id))
 
-    def _covers(self, prompt: str, edit_prompts: list[str]) -> list[bool]:
-        """Whether each edit prompt has `prompt` in its scope: an identical prompt, or the classifier
-        (the cross-encoder; the embedding score when reranking is off) at the threshold."""
+    def _newest_of_same_fact(self, candidates: list[list[tuple]], logits: list[np.ndarray], closest: list) -> list:
+        """For each query, the newest covering candidate that is an edit of the same fact as its
+        closest one (`conflicts="newest"`). The same-fact pairs of every query in the batch are
+        scored in one batched classifier call, not one call per query."""
+        newer = [
+            [] if best is None else [i for i in self._covering(query_logits) if edits[i][0].id > edits[best][0].id]
+            for edits, query_logits, best in zip(candidates, logits, closest)
+        ]
+        pairs = [(q, i) for q, indices in enumerate(newer) for i in indices]
+        same_fact = self._covers(
+            [candidates[q][i][0].prompt for q, i in pairs], [candidates[q][closest[q]][0].prompt for q, _ in pairs]
+        )
+        superseding = [[] for _ in closest]
+        for (q, i), same in zip(pairs, same_fact):
+            if same:
+                superseding[q].append(i)
+        return [
+            best if best is None else max([best, *others], key=lambda i: query_candidates[i][0].id)
+            for query_candidates, best, others in zip(candidates, closest, superseding)
+        ]
+
+    def _covers(self, edit_prompts: list[str], prompts: list[str]) -> list[bool]:
+        """Whether each edit prompt has the prompt paired with it in its scope: an identical prompt,
+        or the classifier (the cross-encoder; the embedding score when reranking is off) at the threshold."""
+        if not edit_prompts:
+            return []
         if self.config.rerank:
-            logits = self._cross_logits(edit_prompts, [prompt] * len(edit_prompts))
+            logits = self._cross_logits(edit_prompts, prompts)
         else:
-            vectors = self.classifier.encode([prompt, *edit_prompts], self.batch_size)
-            logits = self.classifier.similarity_logits(torch.from_numpy(vectors[1:] @ vectors[0])).float().cpu().numpy()
+            texts = sorted(set(edit_prompts) | set(prompts))
+            vectors = dict(zip(texts, self.classifier.encode(texts, self.batch_size)))
+            similarities = np.array([vectors[a] @ vectors[b] for a, b in zip(edit_prompts, prompts)], dtype=np.float32)
+            logits = self.classifier.similarity_logits(torch.from_numpy(similarities)).float().cpu().numpy()
         floor = _logit(self.config.threshold)
-        return [edit_prompt == prompt or logit >= floor for edit_prompt, logit in zip(edit_prompts, logits)]
+        return [edit_prompt == prompt or logit >= floor for edit_prompt, prompt, logit in zip(edit_prompts, prompts, logits)]
 
     def _logits(self, queries: list[str], candidates: list[list[tuple]]) -> list[np.ndarray]:
         """In-scope logit of every (candidate edit, query) pair, grouped by query."""

@@ -80,6 +80,29 @@ def test_a_newer_look_alike_edit_of_another_fact_does_not_answer_for_an_older_on
     assert editor.query(paraphrase).edit_id == newer
 
 
+def test_the_same_fact_check_of_a_batch_is_one_classifier_call(editor, monkeypatch):
+    hamlet, macbeth = "Who wrote Hamlet?", "Who wrote Macbeth?"
+    hamlet_again, macbeth_again = "Who is the author of Hamlet?", "Who is the author of Macbeth?"
+    asks = ["Hamlet was written by whom?", "Macbeth was written by whom?"]
+    editor.add_edit(hamlet, "Jane Austen"), editor.add_edit(macbeth, "Mary Shelley")
+    new_hamlet, new_macbeth = editor.add_edit(hamlet_again, "Ada Lovelace"), editor.add_edit(macbeth_again, "Emily Bronte")
+    scripted_cross_encoder(editor, monkeypatch, {
+        (hamlet, asks[0]): 5.0, (hamlet_again, asks[0]): 4.0, (hamlet_again, hamlet): 3.0,
+        (macbeth, asks[1]): 5.0, (macbeth_again, asks[1]): 4.0, (macbeth_again, macbeth): 3.0,
+    })
+    scripted = editor.classifier.cross_logits
+    calls = []
+
+    def counted(edit_texts, queries):
+        calls.append(list(zip(edit_texts, queries)))
+        return scripted(edit_texts, queries)
+
+    monkeypatch.setattr(editor.classifier, "cross_logits", counted)
+    assert [route.edit_id for route in editor.query_batch(asks)] == [new_hamlet, new_macbeth]
+    same_fact_calls = [pairs for pairs in calls if (hamlet_again, hamlet) in pairs or (macbeth_again, macbeth) in pairs]
+    assert len(same_fact_calls) == 1 and {(hamlet_again, hamlet), (macbeth_again, macbeth)} <= set(same_fact_calls[0])
+
+
 def test_closest_conflicts_let_an_edit_of_exactly_the_query_beat_a_newer_paraphrase_edit(editor):
     own = editor.add_edit(QUESTION, "Jane Austen")
     editor.configure(threshold=0.0, conflicts="closest")  # both edits are in scope of both prompts
