@@ -35,7 +35,8 @@ SHOWN = ("efficacy_score", "paraphrase_score", "neighborhood_score", "edit_succe
 def build(args):
     language_model = load_language_model(args.model, "cpu", args.prompt_format)
     common = dict(model_name=args.model, prompt_format=args.prompt_format, num_prefixes=args.num_prefixes, value_steps=args.value_steps,
-                  early_stop_nll=args.early_stop_nll, stats_tokens=args.stats_tokens)
+                  early_stop_nll=args.early_stop_nll, stats_tokens=args.stats_tokens,
+                  **({"clamp_factor": args.clamp_factor} if args.clamp_factor is not None else {}))
     if args.alg == "rome":
         config = ROMEConfig(**common, **({"layer": args.layers[0]} if args.layers else {}))
         return ROMEEditor(language_model, config)
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: no spinning on a shared machine)")
     parser.add_argument("--value-steps", type=int, default=15)
     parser.add_argument("--early-stop-nll", type=float, default=5e-2, help="stop the value optimisation below this NLL")
+    parser.add_argument("--clamp-factor", type=float, help="bound on |z - z0| / |z0| (default: the method's config, ROME 4, MEMIT 0.75)")
     parser.add_argument("--stats-tokens", type=int, default=100_000)
     parser.add_argument("--mom2-weight", type=float, default=1.5e4, help="MEMIT's lambda")
     parser.add_argument("--value-cache", help="MEMIT: keep each z in this folder, so a stopped batch resumes")
