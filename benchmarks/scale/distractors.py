@@ -8,6 +8,10 @@ relations with the probed ones without covering them. "Another relation" is judg
 `serac.core.relation_templates`: a template that never shares an answer with the subject's
 own. zsRE subjects (question prompts, no CounterFact template) take templates that were never
 answered with their edit's answers.
+
+A distractor is never an edit of a fact that a real edit rewrites or a CounterFact neighbourhood
+prompt asks about (`subject_facts.py`): such an edit would rightly answer the probe or its
+locality prompt.
 """
 
 import random
@@ -16,6 +20,7 @@ from collections.abc import Iterator
 from serac.core.data import load_records
 from serac.core.records import EditRecord
 from serac.core.relation_templates import RelationTemplates, fill
+from subject_facts import SubjectFacts
 
 
 def real_edits() -> dict[str, list[EditRecord]]:
@@ -28,15 +33,20 @@ def distractors(counterfact: list[EditRecord], zsre: list[EditRecord], seed: int
     """An endless, seeded stream of (prompt, target) distractors."""
     rng = random.Random(seed)
     templates = RelationTemplates(counterfact)
-    answers = {template: sorted(values) for template, values in templates.answers.items()}
+    answers = {  # in their own spelling (`templates.answers` is lower-cased for comparisons)
+        template: sorted({answer for i in indices for answer in (counterfact[i].original_answer, counterfact[i].target) if answer})
+        for template, indices in templates.records.items()
+    }
+    facts = SubjectFacts(counterfact, templates, {record.subject for record in zsre if record.subject})
     choices: list[tuple[str, list[str]]] = []  # (subject, templates of other relations)
     for record, template in zip(counterfact, templates.of_record):
         if template is not None:
-            choices.append((record.subject, templates.other_relations(template)))
+            choices.append((record.subject, [t for t in templates.other_relations(template) if t not in facts.taken(record.subject)]))
     for record in zsre:
         if record.subject:
             own = {record.target.lower(), record.original_answer.lower()}
-            choices.append((record.subject, [t for t in templates.templates if not own & templates.answers[t]]))
+            others = [t for t in templates.templates if not own & templates.answers[t] and t not in facts.taken(record.subject)]
+            choices.append((record.subject, others))
     choices = [(subject, others) for subject, others in choices if others]
     while True:
         subject, others = rng.choice(choices)

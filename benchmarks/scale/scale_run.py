@@ -31,21 +31,44 @@ from collections import Counter
 from pathlib import Path
 
 from distractors import distractors, real_edits
+from subject_facts import SubjectFacts
 
 from serac import SERAC
 from serac.core.evaluation import Unedited, measure
 from serac.core.records import EditRecord
+from serac.core.relation_templates import RelationTemplates
 
 FILL_CHUNK = 2000
 
 
 def pick_probes(real: dict[str, list[EditRecord]], count: int, seed: int) -> list[EditRecord]:
-    """`count` records of the evaluation splits, half CounterFact val, half zsRE dev, each the only real edit of its fact."""
+    """`count` records of the evaluation splits, half CounterFact val, half zsRE dev, each the only
+    real edit of its fact, and none whose question or locality prompts another real edit in the
+    memory rightly answers (`subject_facts.py`): a CounterFact probe's subject has no other real
+    edit in its relation, nor has any subject its neighbourhood prompts name; a zsRE probe's
+    subject has no CounterFact edit."""
     facts = Counter(record.fact for records in real.values() for record in records)
+    counterfact = real["counterfact/train"] + real["counterfact/val"]
+    templates = RelationTemplates(counterfact)
+    subject_facts = SubjectFacts(counterfact, templates, {r.subject for r in real["zsre/train"] + real["zsre/dev"] if r.subject})
+    position = {id(record): index for index, record in enumerate(counterfact)}
+
+    def answered_elsewhere(record: EditRecord) -> bool:
+        if id(record) not in position:
+            return record.subject in subject_facts.edited
+        index = position[id(record)]
+        template = templates.of_record[index]
+        named = {subject for prompt in record.locality_prompts for subject in subject_facts.named_subjects(prompt)}
+        return template is None or any(
+            subject_facts.edited_elsewhere(subject, template, index) for subject in {record.subject, *named}
+        )
+
     rng = random.Random(seed)
     probes = []
     for split in ("counterfact/val", "zsre/dev"):
-        candidates = [r for r in real[split] if facts[r.fact] == 1 and r.rephrases and r.locality_prompts]
+        candidates = [
+            r for r in real[split] if facts[r.fact] == 1 and r.rephrases and r.locality_prompts and not answered_elsewhere(r)
+        ]
         probes += rng.sample(candidates, count // 2)
     return probes
 

@@ -53,7 +53,11 @@ class RelationTemplates:
             for template, answers in self.answers.items()
         }
 
+    def same_relation(self, template: str) -> set[str]:
+        """Templates that may ask for the same relation as `template`: itself and every template sharing an answer with it."""
+        return self._sharing.get(template, {template})
+
     def other_relations(self, template: str) -> list[str]:
         """Templates that share no answer with `template` (and so ask for another relation), sorted."""
-        sharing = self._sharing.get(template, {template})
+        sharing = self.same_relation(template)
         return [other for other in self.templates if other not in sharing]
