@@ -55,7 +55,7 @@ def pick_probes(real: dict[str, list[EditRecord]], count: int, seed: int) -> lis
 
     def answered_elsewhere(record: EditRecord) -> bool:
         if id(record) not in position:
-            return record.subject in subject_facts.edited
+            return bool(subject_facts.edited.get(record.subject))
         index = position[id(record)]
         template = templates.of_record[index]
         named = {subject for prompt in record.locality_prompts for subject in subject_facts.named_subjects(prompt)}

@@ -38,12 +38,12 @@ class SubjectFacts:
 
     def taken(self, subject: str) -> set[str]:
         """Templates of every relation `subject` is edited in, or asked about by a neighbourhood prompt."""
-        return set().union(*(self.templates.same_relation(t) for _, t in self.edited[subject] + self.asked[subject]))
+        return set().union(*(self.templates.same_relation(t) for _, t in self.edited.get(subject, []) + self.asked.get(subject, [])))
 
     def edited_elsewhere(self, subject: str, template: str, index: int | None = None) -> bool:
         """Whether a real edit other than record `index` rewrites `subject` in `template`'s relation."""
         relation = self.templates.same_relation(template)
-        return any(other != index and t in relation for other, t in self.edited[subject])
+        return any(other != index and t in relation for other, t in self.edited.get(subject, []))
 
     def named_subjects(self, prompt: str) -> set[str]:
         """The known subjects that occur in `prompt` as whole words (trailing punctuation and "'s" aside)."""
