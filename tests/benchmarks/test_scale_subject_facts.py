@@ -13,9 +13,9 @@ from scale_run import pick_probes  # noqa: E402
 from serac.core.records import EditRecord  # noqa: E402
 
 
-def fact(prompt, subject, original, target, neighbours=(), source=""):
+def fact(prompt, subject, original, target, neighbours=()):
     return EditRecord(prompt=prompt, target=target, subject=subject, original_answer=original,
-                      rephrases=(f"{prompt}?",), locality_prompts=tuple(neighbours), source=source or prompt + target)
+                      rephrases=(f"{prompt}?",), locality_prompts=tuple(neighbours), source=prompt + target)
 
 
 TWINNED = fact("Mexico City is a twin city of", "Mexico City", "Lyon", "Venice", ["The twin city of Prague is"])
