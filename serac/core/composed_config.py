@@ -17,6 +17,17 @@ def split_train_validation(records: list[EditRecord], fraction: float, seed: int
     return shuffled[count:], shuffled[:count]
 
 
+def with_dataset(records: list[EditRecord], source: dict) -> list[EditRecord]:
+    """The records tagged with the data set they come from (`extra["dataset"]`), so that a mixture
+    can be told apart again (SERAC draws relation negatives within each data set), and with the
+    source's `relation_negatives: false` when its prompts are not relation templates (zsRE's
+    questions phrase one relation many ways; see `serac.serac.training_data.relation_negatives`)."""
+    tags = {"dataset": source["dataset"]}
+    if source.get("relation_negatives", True) is False:
+        tags["relation_negatives"] = False
+    return [dataclasses.replace(record, extra={**record.extra, **tags}) for record in records]
+
+
 def training_records(config: dict) -> tuple[list[EditRecord], list[EditRecord]]:
     """(train, validation) records: the experiment's training split less a held-out fraction, plus the
     extra training data and locality inputs it names, without anything from its held-out files
@@ -27,12 +38,16 @@ def training_records(config: dict) -> tuple[list[EditRecord], list[EditRecord]]:
         held_out |= {text for record in load_records(source["dataset"], source["split"], data_dir) for text in record_texts(record)}
     records = load_records(experiment["dataset"], experiment["train_split"], data_dir, config["alg"].get("train_limit"))
     records = without_held_out(records, held_out, f"{experiment['dataset']}/{experiment['train_split']}")
-    train_records, val_records = split_train_validation(records, experiment["validation_fraction"], seed)
+    train_records, val_records = split_train_validation(with_dataset(records, experiment), experiment["validation_fraction"], seed)
     train_records = repeated(train_records, experiment.get("train_repeat", 1), "train")
     for extra in experiment.get("extra_train") or []:
         name = f"{extra['dataset']}/{extra['split']}"
         extra_records = without_held_out(load_records(extra["dataset"], extra["split"], data_dir, extra.get("limit")), held_out, name)
-        train_records += repeated(extra_records, extra.get("repeat", 1), name)
+        extra_records = with_dataset(extra_records, extra)
+        fraction = extra.get("validation_fraction", 0.0)
+        extra_train, extra_val = split_train_validation(extra_records, fraction, seed) if fraction else (extra_records, [])
+        train_records += repeated(extra_train, extra.get("repeat", 1), name)
+        val_records += extra_val
     locality = experiment.get("extra_locality")
     if locality:
         pairs = [

@@ -5,11 +5,16 @@ An experiment config says (every key optional):
 
     train_repeat: 5          # the experiment's own training records, repeated (oversampled)
     extra_train:             # more edit records, each source repeated `repeat` times
-      - {dataset: counterfact, split: train, limit: null, repeat: 1}
+      - {dataset: counterfact, split: train, limit: null, repeat: 1, validation_fraction: 0.0}
     extra_locality:          # (question, answer) pairs added to every training record's locality inputs
       {dataset: nq, split: dev, per_record: 1}
     held_out:                # evaluation files nothing may be taken from
       - {dataset: zsre, split: dev}
+
+An extra source's `validation_fraction` (default 0) holds that share of it out for validation
+beside the experiment's own, before repeating. Every record is tagged with the data set it
+comes from (`extra["dataset"]`); a source (or the experiment) with `relation_negatives: false`
+gets no relation hard negatives from SERAC's training.
 
 A training record (of any source) that shares a prompt, rephrase, locality or portability
 prompt with a held-out record is dropped, and so is an extra locality question that occurs

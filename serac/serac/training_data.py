@@ -54,8 +54,27 @@ def mine_hard_negatives(classifier: ScopeClassifier, records: list[EditRecord], 
 def relation_negatives(records: list[EditRecord], per_kind: int, seed: int = 0) -> list[list[str]]:
     """For each record, up to `per_kind` queries about its subject with another relation (its
     subject in another relation's template) and up to `per_kind` prompts of records with its
-    relation and another subject and original answer (none for records without a subject)."""
+    relation and another subject and original answer (none for records without a subject).
+
+    Relations are told apart within each data set of a mixture (`extra["dataset"]`): a zsRE
+    question and a CounterFact cloze prompt of one relation rarely share an answer, and would
+    otherwise count as two relations, making a paraphrase a negative. Records tagged
+    `extra["relation_negatives"] = False` get none: zsRE phrases one relation as many questions
+    whose random targets share no answer, so "another relation" would often be a paraphrase."""
     rng = random.Random(seed)
+    by_dataset: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        if record.extra.get("relation_negatives", True):
+            by_dataset.setdefault(record.extra.get("dataset", ""), []).append(index)
+    negatives: list[list[str]] = [[] for _ in records]
+    for indexes in by_dataset.values():
+        group = [records[i] for i in indexes]
+        for index, queries in zip(indexes, _relation_negatives_within(group, per_kind, rng)):
+            negatives[index] = queries
+    return negatives
+
+
+def _relation_negatives_within(records: list[EditRecord], per_kind: int, rng: random.Random) -> list[list[str]]:
     templates = RelationTemplates(records)
     negatives = []
     for record, template in zip(records, templates.of_record):

@@ -75,6 +75,19 @@ def test_repeats_extra_edits_extra_locality_and_held_out_texts(data):
     assert all(len(record.locality_prompts) == 1 for record in validation)  # validation stays as the experiment has it
 
 
+def test_an_extra_source_can_hold_out_its_own_validation_share_and_every_record_names_its_data_set(data):
+    train, validation = training_records(config(
+        data, extra_train=[{"dataset": "counterfact", "split": "train", "repeat": 2, "validation_fraction": 0.5,
+                            "relation_negatives": False}],
+    ))
+    by_dataset = Counter(record.extra["dataset"] for record in validation)
+    assert by_dataset == {"zsre": 2, "counterfact": 2}  # 20% of 10 zsRE, half of the 4 CounterFact records
+    assert Counter(record.extra["dataset"] for record in train) == {"zsre": 8, "counterfact": 2 * 2}
+    held_out_prompts = {record.prompt for record in validation}
+    assert not any(record.prompt in held_out_prompts for record in train)
+    assert all(record.extra.get("relation_negatives", True) is (record.extra["dataset"] == "zsre") for record in train + validation)
+
+
 def test_bad_mixture_values_are_named(data):
     with pytest.raises(ValueError, match="train repeat must be an int >= 1, got 0"):
         training_records(config(data, train_repeat=0))
@@ -82,13 +95,17 @@ def test_bad_mixture_values_are_named(data):
         training_records(config(data, extra_locality={"dataset": "nq", "split": "dev", "per_record": 1.5}))
 
 
-def test_the_mixed_zsre_experiment_takes_nothing_from_zsre_dev_or_counterfact_val():
-    """On the shared data: MEND's full training mixture (experiment=zsre_mixed)."""
+@pytest.mark.parametrize("alg, experiment, train_count, validation_count", [
+    ("mend", "zsre_mixed", 899 * 5 + 9021, 99),  # MEND's full training mixture; 979 CounterFact train records share a val text
+    ("serac_counterfact", "counterfact_zsre", 8119 + 899 * 2, 902 + 99),  # SERAC's: 10% of each source validates
+])
+def test_the_mixed_experiments_take_nothing_from_zsre_dev_or_counterfact_val(alg, experiment, train_count, validation_count):
+    """On the shared data."""
     with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
-        composed = compose("train", overrides=["alg=mend", "experiment=zsre_mixed", "output_dir=unused"])
+        composed = compose("train", overrides=[f"alg={alg}", f"experiment={experiment}", "output_dir=unused"])
     train, validation = training_records(OmegaConf.to_container(composed, resolve=True))
     held_out = {text for dataset, split in (("zsre", "dev"), ("counterfact", "val"))
                 for record in load_records(dataset, split) for text in record_texts(record)}
     assert not any(record_texts(record) & held_out for record in train + validation)
-    assert len(train) == 899 * 5 + 9021 and len(validation) == 99  # 979 CounterFact train records share a val text
+    assert len(train) == train_count and len(validation) == validation_count
     assert {normalise(prompt) for record in train for prompt in record.locality_prompts}.isdisjoint(held_out)

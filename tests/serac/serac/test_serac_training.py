@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -132,6 +133,16 @@ def test_relation_negatives_ask_about_the_same_subject_with_another_relation_and
                 other = next(r for r in records if r.prompt == query)
                 assert relation_template(other) == template and other.original_answer != record.original_answer
     assert kinds["same subject"] >= 0.9 * len(records) and kinds["same relation"] >= 0.5 * len(records)
+
+
+def test_relation_negatives_are_drawn_within_each_data_set_and_not_for_records_that_opt_out():
+    counterfact = [dataclasses.replace(r, extra={"dataset": "counterfact"}) for r in load_records("counterfact", "train", limit=200)]
+    zsre = [dataclasses.replace(r, extra={"dataset": "zsre", "relation_negatives": False}) for r in load_records("zsre", "train", limit=50)]
+    negatives = relation_negatives(counterfact + zsre, per_kind=1, seed=0)
+    assert negatives[: len(counterfact)] == relation_negatives(counterfact, per_kind=1, seed=0)  # zsRE templates change nothing
+    assert all(queries == [] for queries in negatives[len(counterfact):])
+    # Untagged zsRE records would get "another relation" of their own questions' templates.
+    assert any(relation_negatives(load_records("zsre", "train", limit=50), per_kind=1, seed=0))
 
 
 def test_relation_negatives_are_all_used_and_pairs_stay_balanced():
