@@ -63,8 +63,13 @@ class OnnxEmbedder:
             options.inter_op_num_threads = 1
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Unit-norm float32 embeddings [n, dim], batched by length (less padding)."""
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Unit-norm float32 embeddings [n, dim], batched by length (less padding).
+
+        32 rows per run: with int8 weights, one thread encoded ~1,000 zsRE prompts per CPU-second
+        at 16-32 rows, 930 at 64 and 690 at 256 (2026-12-03). Dynamic quantisation scales each
+        activation tensor as a whole, so an int8 vector depends slightly on its batch-mates
+        (cosine to fp32 0.986-0.987 at 8-32 rows, 0.984 at 64)."""
         vectors = np.zeros((len(texts), self.embedder.get_embedding_dimension()), np.float32)
         order = np.argsort([len(text) for text in texts], kind="stable")
         for start in range(0, len(texts), batch_size):

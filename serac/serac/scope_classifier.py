@@ -105,11 +105,12 @@ class ScopeClassifier(nn.Module):
         features = batch_to_device(self.embedder.preprocess(texts), self.device)
         return self.embedder(features)["sentence_embedding"]
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Unit-norm float32 embeddings [n, dim] for inference, batched by length."""
+    def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+        """Unit-norm float32 embeddings [n, dim] for inference, batched by length (None: the
+        backend's own batch size, 64 for torch, see `OnnxEmbedder.encode` for ONNX)."""
         if self.fast_encoder is not None:
-            return self.fast_encoder.encode(texts, batch_size)
-        vectors = self.embedder.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False, device=self.device)
+            return self.fast_encoder.encode(texts, batch_size) if batch_size else self.fast_encoder.encode(texts)
+        vectors = self.embedder.encode(texts, batch_size=batch_size or 64, convert_to_numpy=True, show_progress_bar=False, device=self.device)
         return vectors.astype(np.float32, copy=False)
 
     def embedding_logits(self, edit_vectors: torch.Tensor, query_vectors: torch.Tensor) -> torch.Tensor:
