@@ -14,7 +14,8 @@ memory, the backends interleaved in each of `--repeats` rounds (a load change on
 machine hits them alike); median edits/s. Routing: all zsRE dev edits in memory; probes are
 each of the first `--probe-records` records' prompt and rephrases (in scope: routed to an
 edit with the record's target) and its NQ locality question (out of scope: not routed);
-agreement is the share of probes routed exactly as with the torch backend.
+agreement is the share of probes routed exactly as with the torch backend
+(`--probe-records 0`: throughput only).
 """
 
 import argparse
@@ -92,6 +93,10 @@ def main() -> None:
         cpu = statistics.median(cpu_rates[backend])
         print(f"| {backend} | {statistics.median(samples):.0f} | {cpu:.0f} | {cpu / reference:.2f} |")
 
+    if arguments.probe_records == 0:  # throughput only
+        for editor in editors.values():
+            editor.close()
+        return
     probes = dev[: arguments.probe_records]
     in_scope = [(query, r.target) for r in probes for query in (r.prompt, *r.rephrases)]
     out_of_scope = [r.locality_prompts[0] for r in probes if r.locality_prompts]
