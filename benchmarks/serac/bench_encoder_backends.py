@@ -4,9 +4,9 @@
         --classifier-weights PATH/scope_classifier.safetensors [--edits 1000] [--repeats 3] [--probe-records 300]
 
 The scope classifier is all-MiniLM-L6-v2 with trained heads when `--classifier-weights` names
-a single-file classifier (the format editors were saved in before the sentence-transformers
-heads, or a training run's `scope_classifier/best/model.safetensors` with its `classifier.`
-prefix), untrained heads otherwise. The base and counterfactual models take no part in
+a training run's `scope_classifier/best/model.safetensors` (today's sentence-transformers
+heads, or a run from before them) or a single-file classifier (the format editors were saved in
+before those heads), untrained heads otherwise. The base and counterfactual models take no part in
 adding edits or routing, so tiny ones keep the run light.
 
 Throughput: `--edits` zsRE edits (train + dev) added in one `add_edits` call to an empty
@@ -30,10 +30,12 @@ from safetensors.torch import load_file, save_file
 from serac import SERAC
 from serac.core.data import load_records
 from serac.core.models import load_language_model
+from serac.core.training import load_trained_weights
 from serac.serac.config import SERACConfig
 from serac.serac.counterfactual import CounterfactualModel
 from serac.serac.onnx_embedder import ENCODER_BACKENDS
 from serac.serac.scope_classifier import ScopeClassifier
+from serac.serac.scope_classifier_training import ScopeClassifierTraining
 from serac.serac.single_file_classifier import load_single_file_classifier
 
 BACKBONE = "all-minilm-l6-v2"
@@ -43,6 +45,10 @@ def load_classifier(weights: Path | None) -> ScopeClassifier:
     if weights is None:
         return ScopeClassifier.from_backbone(BACKBONE)
     saved = load_file(weights)
+    if any(name.startswith("classifier.embedder.") for name in saved):  # a training checkpoint of today's heads
+        classifier = ScopeClassifier.from_backbone(BACKBONE)
+        load_trained_weights(ScopeClassifierTraining(classifier), weights.parent)
+        return classifier
     with tempfile.TemporaryDirectory() as folder:  # a training checkpoint names its tensors classifier.*
         single_file = Path(folder) / "scope_classifier.safetensors"
         save_file({name.removeprefix("classifier."): tensor.contiguous() for name, tensor in saved.items()}, single_file)

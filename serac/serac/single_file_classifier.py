@@ -28,6 +28,9 @@ def load_single_file_classifier(path: str | Path, backbone: str, max_tokens: int
         weights = {name[len(prefix):]: tensor for name, tensor in saved.items() if name.startswith(prefix)}
         missing, unexpected = module.load_state_dict(weights, strict=False)
         if missing or unexpected:
-            raise ValueError(f"{path}: the {prefix.rstrip('.')} weights do not fit {backbone!r} (missing {missing}, unexpected {unexpected})")
+            raise ValueError(
+                f"{path}: the {prefix.rstrip('.')} weights do not fit {backbone!r} "
+                f"({len(missing)} missing, e.g. {missing[:3]}; {len(unexpected)} unexpected, e.g. {unexpected[:3]})"
+            )
     classifier.load_similarity(saved)
     return classifier
