@@ -74,3 +74,14 @@ def test_a_single_classifier_file_that_does_not_fit_the_backbone_is_a_clear_erro
     save_file(weights, old_editor_folder / SINGLE_FILE)
     with pytest.raises(NotASavedEditorError, match="cross_head weights do not fit"):
         SERAC.load(old_editor_folder, device="cpu")
+
+
+def test_a_classifier_file_of_another_layout_is_named_in_a_short_message(old_editor_folder):
+    """A file whose every embedder weight is misnamed (here: today's sentence-transformers names)
+    used to list each of the hundred missing and unexpected names."""
+    weights = load_file(old_editor_folder / SINGLE_FILE)
+    renamed = {name.replace("embedder.", "embedder.0.auto_model.", 1): tensor for name, tensor in weights.items()}
+    save_file(renamed, old_editor_folder / SINGLE_FILE)
+    with pytest.raises(NotASavedEditorError, match="embedder weights do not fit") as error:
+        SERAC.load(old_editor_folder, device="cpu")
+    assert len(str(error.value)) < 600 and "missing, e.g." in str(error.value)
