@@ -35,6 +35,7 @@ from subject_facts import SubjectFacts
 
 from serac import SERAC
 from serac.core.evaluation import Unedited, measure
+from serac.core.memory_editor import MEMORY_FOLDER
 from serac.core.records import EditRecord
 from serac.core.relation_templates import RelationTemplates
 
@@ -92,15 +93,20 @@ def prepare(editor_path: Path, run_dir: Path, encoder_backend: str) -> Path:
     staging = run_dir / ".editor-copy"
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(editor_path, staging, ignore=shutil.ignore_patterns("memory.lock"))
-    body = json.loads((staging / "editor.json").read_text())
-    body["config"].update(index_kind="auto", encoder_backend=encoder_backend)
-    (staging / "editor.json").write_text(json.dumps(body, indent=2))
     editor = SERAC.load(staging)
     try:
         if editor.edit_ids():
             raise SystemExit(f"{editor_path} holds edits; give the editor as trained (an empty memory)")
     finally:
         editor.close()
+    # The empty memory was made for the trained encoder; another backend's vectors are another
+    # space (the memory refuses them), so the copy starts a memory of its own.
+    shutil.rmtree(staging / MEMORY_FOLDER)
+    (staging / MEMORY_FOLDER).mkdir()
+    body = json.loads((staging / "editor.json").read_text())
+    body["config"].update(index_kind="auto", encoder_backend=encoder_backend)
+    (staging / "editor.json").write_text(json.dumps(body, indent=2))
+    SERAC.load(staging).close()  # the settings load
     staging.rename(folder)
     return folder
 
