@@ -20,8 +20,8 @@ pytest.importorskip("onnxruntime")
 def test_a_copy_with_another_encoder_backend_starts_its_own_memory_and_takes_edits(tmp_path):
     trained = tmp_path / "trained"
     SERAC.from_pretrained(tiny_config(), device="cpu").save(trained)  # saved with an empty memory of the torch encoder
-    folder = prepare(trained, tmp_path / "run", "onnx")  # raised EncoderMismatchError before
-    assert json.loads((folder / "editor.json").read_text())["config"]["encoder_backend"] == "onnx"
+    folder = prepare(trained, tmp_path / "run", "onnx-int8")  # raised EncoderMismatchError before
+    assert json.loads((folder / "editor.json").read_text())["config"]["encoder_backend"] == "onnx-int8"
     editor = SERAC.load(folder)
     try:
         editor.add_edits([("What is the capital of Freedonia?", "Fredville")])
@@ -29,4 +29,4 @@ def test_a_copy_with_another_encoder_backend_starts_its_own_memory_and_takes_edi
     finally:
         editor.close()
     with pytest.raises(SystemExit, match="holds edits"):
-        prepare(folder, tmp_path / "run2", "onnx")
+        prepare(folder, tmp_path / "run2", "onnx-int8")
