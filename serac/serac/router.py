@@ -109,16 +109,20 @@ class Router:
 
     def _newest_of_same_fact(self, candidates: list[list[tuple]], logits: list[np.ndarray], closest: list) -> list:
         """For each query, the newest covering candidate that is an edit of the same fact as its
-        closest one (`conflicts="newest"`). The same-fact pairs of every query in the batch are
-        scored in one batched classifier call, not one call per query."""
+        closest one (`conflicts="newest"`): the two edits' prompts are each in the other's scope.
+        One direction is not enough: a classifier can find a same-relation edit of another
+        subject covering a prompt ("Jacob Katz expired at" over "Arthur Griffith expired at",
+        p = 0.998) and not the other way round (p = 0.000). The same-fact pairs of every query
+        in the batch are scored in one batched classifier call, not one call per query."""
         newer = [
             [] if best is None else [i for i in self._covering(query_logits) if edits[i][0].id > edits[best][0].id]
             for edits, query_logits, best in zip(candidates, logits, closest)
         ]
         pairs = [(q, i) for q, indices in enumerate(newer) for i in indices]
-        same_fact = self._covers(
-            [candidates[q][i][0].prompt for q, i in pairs], [candidates[q][closest[q]][0].prompt for q, _ in pairs]
-        )
+        newer_prompts = [candidates[q][i][0].prompt for q, i in pairs]
+        closest_prompts = [candidates[q][closest[q]][0].prompt for q, _ in pairs]
+        covers = self._covers(newer_prompts + closest_prompts, closest_prompts + newer_prompts)
+        same_fact = [forward and backward for forward, backward in zip(covers[: len(pairs)], covers[len(pairs) :])]
         superseding = [[] for _ in closest]
         for (q, i), same in zip(pairs, same_fact):
             if same:

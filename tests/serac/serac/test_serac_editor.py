@@ -70,14 +70,26 @@ def test_a_newer_look_alike_edit_of_another_fact_does_not_answer_for_an_older_on
     assert editor.query(paraphrase).edit_id == own
     assert editor.query(macbeth).edit_id == look_alike
 
-    # A newer edit of the same fact (its prompt covers the older edit's) does supersede it.
+    # A newer edit of the same fact (the two prompts in each other's scope) does supersede it.
     reworded = "Who is the author of Hamlet?"
     newer = editor.add_edit(reworded, "Ada Lovelace")
     scripted_cross_encoder(
         editor, monkeypatch,
-        {(hamlet, paraphrase): 5.0, (macbeth, paraphrase): 4.5, (reworded, paraphrase): 4.0, (reworded, hamlet): 3.0},
+        {(hamlet, paraphrase): 5.0, (macbeth, paraphrase): 4.5, (reworded, paraphrase): 4.0, (reworded, hamlet): 3.0,
+         (hamlet, reworded): 3.0},
     )
     assert editor.query(paraphrase).edit_id == newer
+
+
+def test_a_newer_edit_whose_prompt_covers_the_older_one_but_not_the_other_way_does_not_supersede(editor, monkeypatch):
+    """Seen at 10^4 CounterFact edits: "Jacob Katz expired at" (newer) found "Arthur Griffith
+    expired at" in its scope, p = 0.998, and answered the older edit's own prompt; the other way
+    round the classifier said 0.000."""
+    older, newer = "Arthur Griffith expired at", "Jacob Katz expired at"
+    own = editor.add_edit(older, "Philadelphia")
+    editor.add_edit(newer, "Paris")
+    scripted_cross_encoder(editor, monkeypatch, {(older, older): 9.0, (newer, older): 8.0, (newer, newer): 9.0})
+    assert editor.query(older).edit_id == own
 
 
 def test_the_same_fact_check_of_a_batch_is_one_classifier_call(editor, monkeypatch):
@@ -87,8 +99,8 @@ def test_the_same_fact_check_of_a_batch_is_one_classifier_call(editor, monkeypat
     editor.add_edit(hamlet, "Jane Austen"), editor.add_edit(macbeth, "Mary Shelley")
     new_hamlet, new_macbeth = editor.add_edit(hamlet_again, "Ada Lovelace"), editor.add_edit(macbeth_again, "Emily Bronte")
     scripted_cross_encoder(editor, monkeypatch, {
-        (hamlet, asks[0]): 5.0, (hamlet_again, asks[0]): 4.0, (hamlet_again, hamlet): 3.0,
-        (macbeth, asks[1]): 5.0, (macbeth_again, asks[1]): 4.0, (macbeth_again, macbeth): 3.0,
+        (hamlet, asks[0]): 5.0, (hamlet_again, asks[0]): 4.0, (hamlet_again, hamlet): 3.0, (hamlet, hamlet_again): 3.0,
+        (macbeth, asks[1]): 5.0, (macbeth_again, asks[1]): 4.0, (macbeth_again, macbeth): 3.0, (macbeth, macbeth_again): 3.0,
     })
     scripted = editor.classifier.cross_logits
     calls = []
@@ -100,7 +112,8 @@ def test_the_same_fact_check_of_a_batch_is_one_classifier_call(editor, monkeypat
     monkeypatch.setattr(editor.classifier, "cross_logits", counted)
     assert [route.edit_id for route in editor.query_batch(asks)] == [new_hamlet, new_macbeth]
     same_fact_calls = [pairs for pairs in calls if (hamlet_again, hamlet) in pairs or (macbeth_again, macbeth) in pairs]
-    assert len(same_fact_calls) == 1 and {(hamlet_again, hamlet), (macbeth_again, macbeth)} <= set(same_fact_calls[0])
+    assert len(same_fact_calls) == 1
+    assert {(hamlet_again, hamlet), (macbeth_again, macbeth), (hamlet, hamlet_again), (macbeth, macbeth_again)} <= set(same_fact_calls[0])
 
 
 def test_closest_conflicts_let_an_edit_of_exactly_the_query_beat_a_newer_paraphrase_edit(editor):
