@@ -42,8 +42,9 @@ class SERACConfig:
     # Several stored edits can cover one query when a fact was edited more than once.
     # "closest": an edit of exactly the query, else the best-scoring edit answers (the original
     # SERAC); "newest": a newer edit of the same fact supersedes it, whatever its phrasing: one
-    # in scope of the query within `conflict_margin` of the best logit whose own prompt has the
-    # closest edit's prompt in scope (so a newer look-alike edit of another fact does not answer).
+    # in scope of the query within `conflict_margin` of the best logit whose own prompt and the
+    # closest edit's prompt are each in the other's scope (so a newer look-alike edit of another
+    # fact does not answer).
     conflicts: str = "newest"
     conflict_margin: float = 2.0  # a finite logit difference >= 0
     # "auto": exact search while the memory is small, an IVF index trained in the background
