@@ -116,3 +116,12 @@ def test_store_is_in_wal_mode_with_full_sync(store):
     with store._reading() as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_counting_the_edits_reads_an_index_not_the_rows_with_their_vectors(tmp_path):
+    """COUNT(*) scanned the table, vectors included: 37 ms at 10^5 edits, twice per routed query."""
+    store = EditStore(tmp_path / "edits.sqlite", dim=4, encoder_name="enc")
+    store.close()
+    with sqlite3.connect(tmp_path / "edits.sqlite") as connection:
+        plan = " ".join(str(row) for row in connection.execute("EXPLAIN QUERY PLAN SELECT COUNT(*) FROM edits"))
+    assert "COVERING INDEX" in plan
