@@ -60,8 +60,8 @@ _SCHEMA = (
         vector BLOB NOT NULL
     )""",
     # COUNT(*) walks the smallest b-tree that holds every row: without this index that is the
-    # table itself, vectors and all (37 ms at 10^5 edits, twice per routed query); with it, a
-    # few pages of timestamps (0.06 ms).
+    # table itself, vectors and all (52 ms a call at 10^5 edits, twice per routed query:
+    # benchmarks/scale/route_profile.py); with it, a few pages of timestamps.
     "CREATE INDEX IF NOT EXISTS edits_created ON edits(created)",
     # Triggers, not Python code, move the generation: a write made by any program, even
     # a raw sqlite3 shell, makes an index file saved at an older generation stale.

@@ -119,7 +119,7 @@ def test_store_is_in_wal_mode_with_full_sync(store):
 
 
 def test_counting_the_edits_reads_an_index_not_the_rows_with_their_vectors(tmp_path):
-    """COUNT(*) scanned the table, vectors included: 37 ms at 10^5 edits, twice per routed query."""
+    """COUNT(*) scanned the table, vectors included: 52 ms a call at 10^5 edits, twice per routed query."""
     store = EditStore(tmp_path / "edits.sqlite", dim=4, encoder_name="enc")
     store.close()
     with sqlite3.connect(tmp_path / "edits.sqlite") as connection:
