@@ -27,6 +27,7 @@ from serac.serac.scope_classifier_training import ScopeClassifierTraining
 from serac.serac.training_data import (
     counterfactual_examples,
     mine_hard_negatives,
+    other_dataset_negatives,
     relation_negatives,
     scope_pairs,
 )
@@ -45,6 +46,9 @@ class SERACTraining:
     # Subject-relation edits (CounterFact): this many queries of each kind per edit about its
     # subject with another relation and about its relation with another subject (0: none).
     relation_negatives_per_edit: int = 0
+    # Mixtures of data sets (CounterFact + zsRE): this many queries per edit about its subject in
+    # another data set's templates of another relation (0: none).
+    other_dataset_negatives_per_edit: int = 0
     # Weight of the counterfactual model's preference term on dialogue examples (0: NLL only, as SERAC).
     preference_weight: float = 5.0
     seed: int = 0
@@ -59,6 +63,7 @@ def train_from_config(config: dict, output_dir: Path) -> Path:
         counterfactual=alg["counterfactual_training"],
         hard_negatives_per_edit=alg["hard_negatives_per_edit"],
         relation_negatives_per_edit=alg["relation_negatives_per_edit"],
+        other_dataset_negatives_per_edit=alg["other_dataset_negatives_per_edit"],
         preference_weight=alg["preference_weight"],
         seed=config.get("seed", 0),
     )
@@ -78,12 +83,7 @@ def train_serac(setup: SERACTraining, train_records: list[EditRecord], val_recor
 
     classifier = ScopeClassifier.from_backbone(config.classifier_backbone, config.max_classifier_tokens).to(device)
     train_pairs, val_pairs = (
-        scope_pairs(
-            records,
-            mine_hard_negatives(classifier, records, setup.hard_negatives_per_edit),
-            setup.seed,
-            relation_negatives(records, setup.relation_negatives_per_edit, setup.seed) if setup.relation_negatives_per_edit else None,
-        )
+        scope_pairs(records, mine_hard_negatives(classifier, records, setup.hard_negatives_per_edit), setup.seed, _extra_negatives(setup, records))
         for records in (train_records, val_records)
     )
     log.info("scope classifier: %d training pairs, %d validation pairs", len(train_pairs), len(val_pairs))
@@ -105,6 +105,15 @@ def train_serac(setup: SERACTraining, train_records: list[EditRecord], val_recor
     editor.close()
     (saved / "calibration.json").write_text(json.dumps(asdict(calibration), indent=2))
     return saved
+
+
+def _extra_negatives(setup: SERACTraining, records: list[EditRecord]) -> list[list[str]] | None:
+    """The relation and other-data-set negatives of each record, or None when neither is asked for."""
+    if not setup.relation_negatives_per_edit and not setup.other_dataset_negatives_per_edit:
+        return None
+    within = relation_negatives(records, setup.relation_negatives_per_edit, setup.seed)
+    across = other_dataset_negatives(records, setup.other_dataset_negatives_per_edit, setup.seed)
+    return [mine + theirs for mine, theirs in zip(within, across)]
 
 
 def _train_config(fields: dict, output_dir: Path, metric: str, mode: str, seed: int) -> TrainConfig:

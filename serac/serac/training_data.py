@@ -91,6 +91,43 @@ def _relation_negatives_within(records: list[EditRecord], per_kind: int, rng: ra
     return negatives
 
 
+def other_dataset_negatives(records: list[EditRecord], per_edit: int, seed: int = 0) -> list[list[str]]:
+    """For each record of a mixture, up to `per_edit` queries about its subject in another data
+    set's templates of another relation ("When was the inception of {}?" from zsRE for a
+    CounterFact subject, "{} speaks the language" for a zsRE one).
+
+    A deployed memory holds both kinds of edit side by side, and these are the look-alikes that
+    hurt at scale: among 10^5 edits, a zsRE question's own edit was superseded by a
+    CounterFact-style edit of its subject in another relation ("Carlos W. Colby originated
+    from" over "What war or battle did Carlos W. Colby fight in?", in scope both ways), a pair
+    that the negatives of one data set never show the classifier. A template counts as another
+    relation when its answers (with those of the templates sharing an answer with it,
+    `RelationTemplates.same_relation`) share none with the record's own relation's. zsRE's
+    targets are random, so a zsRE template of the record's relation can pass as another (zsRE
+    has ~120 relations, so this label noise is a few percent of these negatives)."""
+    rng = random.Random(seed)
+    by_dataset: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        by_dataset.setdefault(record.extra.get("dataset", ""), []).append(index)
+    negatives: list[list[str]] = [[] for _ in records]
+    if len(by_dataset) < 2:
+        return negatives
+    templates = {name: RelationTemplates([records[i] for i in indexes]) for name, indexes in by_dataset.items()}
+    relation_answers = {
+        name: {template: set().union(*(group.answers[t] for t in group.same_relation(template))) for template in group.templates}
+        for name, group in templates.items()
+    }
+    for name, indexes in by_dataset.items():
+        elsewhere = [(template, answers) for other, group in relation_answers.items() if other != name for template, answers in group.items()]
+        for index, template in zip(indexes, templates[name].of_record):
+            if template is None:
+                continue
+            answers = relation_answers[name][template]
+            others = [other for other, other_answers in elsewhere if answers.isdisjoint(other_answers)]
+            negatives[index] = [fill(other, records[index].subject) for other in rng.sample(others, min(per_edit, len(others)))]
+    return negatives
+
+
 def scope_pairs(
     records: list[EditRecord], hard_negatives: list[list[int]], seed: int = 0, extra_negatives: list[list[str]] | None = None
 ) -> list[ScopePair]:

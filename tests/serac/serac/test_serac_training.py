@@ -12,11 +12,12 @@ from serac import SERAC
 from serac.core.composed_config import split_train_validation
 from serac.core.data import load_records
 from serac.core.models import load_language_model
+from serac.core.records import EditRecord
 from serac.core.relation_templates import RelationTemplates, relation_template
 from serac.serac.counterfactual import CounterfactualModel
 from serac.serac.counterfactual_training import CounterfactualTraining
-from serac.serac.train import SERACTraining, train_serac
-from serac.serac.training_data import counterfactual_examples, relation_negatives, scope_pairs
+from serac.serac.train import SERACTraining, _extra_negatives, train_serac
+from serac.serac.training_data import counterfactual_examples, other_dataset_negatives, relation_negatives, scope_pairs
 
 FEW_STEPS = {"max_steps": 2, "val_every": 1, "batch_size": 4, "val_batches": 2}
 
@@ -152,3 +153,39 @@ def test_relation_negatives_are_all_used_and_pairs_stay_balanced():
     negatives = {(p.edit, p.query) for p in pairs if p.in_scope == 0.0}
     assert {(r.prompt, q) for r, queries in zip(records, extra) for q in queries} <= negatives
     assert sum(p.in_scope for p in pairs) * 2 == len(pairs)
+
+
+def _tagged(dataset: str, prompt: str, subject: str, target: str, original: str) -> EditRecord:
+    return EditRecord(prompt=prompt, target=target, subject=subject, original_answer=original, extra={"dataset": dataset})
+
+
+def test_other_dataset_negatives_put_a_subject_in_the_other_data_sets_templates_of_other_relations():
+    cloze = [
+        _tagged("counterfact", "Anna Berg speaks", "Anna Berg", "French", "German"),
+        _tagged("counterfact", "Rome is located in", "Rome", "Japan", "Italy"),
+    ]
+    questions = [
+        _tagged("zsre", "Which language does Ole Dahl speak?", "Ole Dahl", "German", "Danish"),  # answered like "{} speaks"
+        _tagged("zsre", "When was Ole Dahl born?", "Ole Dahl", "1950", "1948"),
+    ]
+    negatives = other_dataset_negatives(cloze + questions, per_edit=5, seed=0)
+    # A template sharing an answer with the subject's own relation is never another relation.
+    assert negatives[0] == ["When was Anna Berg born?"]
+    assert sorted(negatives[1]) == ["When was Rome born?", "Which language does Rome speak?"]
+    assert negatives[2] == ["Ole Dahl is located in"]
+    assert sorted(negatives[3]) == ["Ole Dahl is located in", "Ole Dahl speaks"]
+    assert [len(q) for q in other_dataset_negatives(cloze + questions, per_edit=1, seed=0)] == [1, 1, 1, 1]
+    # One data set: no other templates to draw from.
+    assert other_dataset_negatives(cloze, per_edit=5, seed=0) == [[], []]
+
+
+def test_the_counterfact_zsre_preset_adds_other_dataset_negatives_to_the_training_pairs(tmp_path):
+    cloze = [dataclasses.replace(r, extra={"dataset": "counterfact"}) for r in load_records("counterfact", "train", limit=30)]
+    questions = [dataclasses.replace(r, extra={"dataset": "zsre", "relation_negatives": False}) for r in load_records("zsre", "train", limit=30)]
+    records = cloze + questions
+    setup = SERACTraining(config=tiny_config(rerank=True), relation_negatives_per_edit=1, other_dataset_negatives_per_edit=2)
+    extra = _extra_negatives(setup, records)
+    across = other_dataset_negatives(records, 2, setup.seed)
+    assert all(set(theirs) <= set(queries) for queries, theirs in zip(extra, across))
+    assert sum(map(len, across)) >= len(records)  # nearly every record gets some
+    assert _extra_negatives(dataclasses.replace(setup, relation_negatives_per_edit=0, other_dataset_negatives_per_edit=0), records) is None
