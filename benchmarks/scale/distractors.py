@@ -7,7 +7,10 @@ Darrieux is located in" -> "Japan"), so the memory fills with edits that share s
 relations with the probed ones without covering them. "Another relation" is judged as in
 `serac.core.relation_templates`: a template that never shares an answer with the subject's
 own. zsRE subjects (question prompts, no CounterFact template) take templates that were never
-answered with their edit's answers.
+answered with their edit's answers and whose relation shares no content word with the question
+or its rephrase: zsRE's targets are random, so answers alone let "{} is represented by record
+label" through as another relation of "What is the name of Refresh the Demon's record label?",
+and such a distractor is an edit of the probe's own fact (superseding it is right).
 
 A distractor is never an edit of a fact that a real edit rewrites or a CounterFact neighbourhood
 prompt asks about (`subject_facts.py`): such an edit would rightly answer the probe or its
@@ -15,6 +18,7 @@ locality prompt.
 """
 
 import random
+import re
 from collections.abc import Iterator
 
 from serac.core.data import load_records
@@ -38,6 +42,9 @@ def distractors(counterfact: list[EditRecord], zsre: list[EditRecord], seed: int
         for template, indices in templates.records.items()
     }
     facts = SubjectFacts(counterfact, templates, {record.subject for record in zsre if record.subject})
+    relation_stems = {
+        template: set().union(*(content_stems(t) for t in templates.same_relation(template))) for template in templates.templates
+    }
     choices: list[tuple[str, list[str]]] = []  # (subject, templates of other relations)
     for record, template in zip(counterfact, templates.of_record):
         if template is not None:
@@ -45,10 +52,28 @@ def distractors(counterfact: list[EditRecord], zsre: list[EditRecord], seed: int
     for record in zsre:
         if record.subject:
             own = {record.target.lower(), record.original_answer.lower()}
-            others = [t for t in templates.templates if not own & templates.answers[t] and t not in facts.taken(record.subject)]
+            asked = content_stems(" ".join([record.prompt, *record.rephrases]).replace(record.subject, " "))
+            others = [
+                t for t in templates.templates
+                if not own & templates.answers[t] and t not in facts.taken(record.subject) and not asked & relation_stems[t]
+            ]
             choices.append((record.subject, others))
     choices = [(subject, others) for subject, others in choices if others]
     while True:
         subject, others = rng.choice(choices)
         template = rng.choice(others)
         yield fill(template, subject), rng.choice(answers[template])
+
+
+# Words of questions and templates that say nothing about the relation asked.
+_FUNCTION_WORDS = frozenset(
+    "what which where when whom whose that this with from does have been name into there their they also "
+    "other part kind type called known would could should about some many much year".split()
+)
+
+
+def content_stems(text: str) -> set[str]:
+    """The first five letters of each content word of `text` ("manufactured" and "manufacturer" meet
+    at "manuf", "located" and "location" at "locat"), for telling a question's relation from a template's."""
+    words = re.findall(r"[a-z]+", text.lower())
+    return {word[:5] for word in words if len(word) >= 4 and word not in _FUNCTION_WORDS}

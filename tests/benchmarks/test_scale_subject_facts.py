@@ -44,3 +44,17 @@ def test_probes_exclude_edits_that_another_real_edit_answers():
             "zsre/train": [], "zsre/dev": [zsre]}
     for seed in range(5):
         assert pick_probes(real, 2, seed) == [clean, zsre]
+
+
+def test_a_zsre_subject_gets_no_distractor_of_the_relation_its_question_names():
+    # zsRE's targets are random, so the label template shares no answer with the question; its words do.
+    counterfact = [
+        fact("Abbey Road is represented by record label", "Abbey Road", "Apple", "EMI"),
+        fact("The mother tongue of Anna is", "Anna", "English", "French"),
+    ]
+    question = EditRecord(prompt="What is the name of Refresh the Demon's record label?", target="Ultra Sonic",
+                          subject="Refresh the Demon", original_answer="Century Media",
+                          rephrases=("Which record label released Refresh the Demon?",), source="zsre")
+    made = {prompt for prompt, _ in itertools.islice(distractors(counterfact, [question], seed=0), 500)}
+    assert "The mother tongue of Refresh the Demon is" in made
+    assert not any("Refresh the Demon" in prompt and "label" in prompt for prompt in made)
