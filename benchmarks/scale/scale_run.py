@@ -15,7 +15,8 @@ each the only edit of its fact), then a seeded shuffle of the other real edits (
 `editor.add_edits`. At each size N (in increasing order) it measures, on the probes: edit
 success, paraphrase success and locality (1 - drawdown on their NQ / CounterFact
 neighbourhood prompts, against the base model), with serac.core.evaluation.measure; the
-time of a query in scope and out of scope against the base model answering alone (medians);
+time of a query in scope and out of scope against the base model answering alone (medians,
+the two taking turns on each prompt);
 add throughput of the fill; load time (the editor closed and loaded again); RSS; and disk per
 edit. One JSON line per size goes to RUN/results.jsonl.
 """
@@ -111,15 +112,29 @@ def prepare(editor_path: Path, run_dir: Path, encoder_backend: str) -> Path:
     return folder
 
 
-def median_seconds(function, calls: list, repeats: int) -> float:
-    function(calls[0])  # warm-up
-    samples = []
+def paired_medians(functions: dict, calls: list, repeats: int) -> dict[str, float]:
+    """Median seconds of each function over `calls` x `repeats`, the functions taking turns on each
+    call (after one warm-up round), so a change in the machine's load reaches all of them alike."""
+    for function in functions.values():
+        function(calls[0])
+    samples = {name: [] for name in functions}
     for _ in range(repeats):
         for call in calls:
-            started = time.perf_counter()
-            function(call)
-            samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+            for name, function in functions.items():
+                started = time.perf_counter()
+                function(call)
+                samples[name].append(time.perf_counter() - started)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def query_timings(editor: SERAC, in_scope: list[str], out_of_scope: list[str], repeats: int) -> dict[str, float]:
+    """Milliseconds: the base model answering alone, a routed query out of scope and in scope, routing alone."""
+    base = lambda q: editor.base.generate([q], max_new_tokens=editor.config.max_new_tokens)  # noqa: E731
+    out = paired_medians({"base_ms": base, "query_out_of_scope_ms": editor.query, "routing_ms": lambda q: editor.route([q])}, out_of_scope, repeats)
+    timings = {name: 1000 * seconds for name, seconds in out.items()}
+    timings["query_in_scope_ms"] = 1000 * paired_medians({"query": editor.query}, in_scope, repeats)["query"]
+    timings["ratio_out_of_scope"] = timings["query_out_of_scope_ms"] / timings["base_ms"]
+    return timings
 
 
 def rss_megabytes() -> tuple[float, float]:
@@ -181,12 +196,7 @@ def main() -> None:
             "locality": locality,
             "composite": (quality["edit_success"] + quality["rephrase_success"] + locality) / 3,
             "in_scope_routed": sum(route.in_scope for route in editor.route(in_scope)) / len(in_scope),
-            "base_ms": 1000 * median_seconds(
-                lambda q: editor.base.generate([q], max_new_tokens=editor.config.max_new_tokens), out_of_scope, arguments.repeats
-            ),
-            "query_in_scope_ms": 1000 * median_seconds(editor.query, in_scope, arguments.repeats),
-            "query_out_of_scope_ms": 1000 * median_seconds(editor.query, out_of_scope, arguments.repeats),
-            "routing_ms": 1000 * median_seconds(lambda q: editor.route([q]), out_of_scope, arguments.repeats),
+            **query_timings(editor, in_scope, out_of_scope, arguments.repeats),
             "add_edits_per_s": add_rate,
             "memory": editor.memory_stats(),
             "rss_mb": rss_megabytes()[0],
@@ -196,7 +206,6 @@ def main() -> None:
         started = time.perf_counter()
         editor = SERAC.load(folder)
         row["load_s"] = time.perf_counter() - started
-        row["ratio_out_of_scope"] = row["query_out_of_scope_ms"] / row["base_ms"]
         with results_file.open("a") as results:
             results.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
