@@ -132,8 +132,8 @@ def scope_pairs(
     records: list[EditRecord], hard_negatives: list[list[int]], seed: int = 0, extra_negatives: list[list[str]] | None = None
 ) -> list[ScopePair]:
     """Balanced pairs: for every edit, as many out-of-scope queries as in-scope ones.
-    `extra_negatives` (e.g. `relation_negatives`) are all used, the other negatives fill up to
-    the number of in-scope queries, and in-scope queries repeat to balance them."""
+    `extra_negatives` (e.g. `relation_negatives`) are all used besides as many of the other
+    negatives as there are in-scope queries, and in-scope queries repeat to balance them."""
     rng = random.Random(seed)
     pairs = []
     for index, record in enumerate(records):
@@ -144,7 +144,11 @@ def scope_pairs(
         rng.shuffle(negatives)
         extra = list(extra_negatives[index]) if extra_negatives else []
         if extra:
-            negatives = extra + negatives[: max(0, len(positives) - len(extra))]
+            # On top of the usual share, not instead of it: extras that displaced the mined
+            # neighbours left zsRE edits without "the same relation of another subject" (a
+            # classifier trained so routed "By which company, German submarine U-270 has been
+            # manufactured?" to the U-336 edit at 10^4 edits).
+            negatives = extra + negatives[: len(positives)]
             positives = [positives[i % len(positives)] for i in range(len(negatives))]
         count = min(len(positives), len(negatives))
         pairs += [ScopePair(record.prompt, query, 1.0) for query in rng.sample(positives, count)]

@@ -17,7 +17,7 @@ from serac.core.relation_templates import RelationTemplates, relation_template
 from serac.serac.counterfactual import CounterfactualModel
 from serac.serac.counterfactual_training import CounterfactualTraining
 from serac.serac.train import SERACTraining, _extra_negatives, train_serac
-from serac.serac.training_data import counterfactual_examples, other_dataset_negatives, relation_negatives, scope_pairs
+from serac.serac.training_data import counterfactual_examples, in_scope_queries, other_dataset_negatives, relation_negatives, scope_pairs
 
 FEW_STEPS = {"max_steps": 2, "val_every": 1, "batch_size": 4, "val_batches": 2}
 
@@ -189,3 +189,19 @@ def test_the_counterfact_zsre_preset_adds_other_dataset_negatives_to_the_trainin
     assert all(set(theirs) <= set(queries) for queries, theirs in zip(extra, across))
     assert sum(map(len, across)) >= len(records)  # nearly every record gets some
     assert _extra_negatives(dataclasses.replace(setup, relation_negatives_per_edit=0, other_dataset_negatives_per_edit=0), records) is None
+
+
+def test_extra_negatives_come_on_top_of_the_mined_neighbours_not_instead_of_them():
+    records = load_records("zsre", "dev", limit=6)
+    hard = [[(i + 1) % 6] for i in range(6)]
+    extra = [[f"{r.subject} speaks the language", f"{r.subject} was born in", f"{r.subject} plays"] for r in records]
+    pairs = scope_pairs(records, hard, extra_negatives=extra)
+    negatives = {(p.edit, p.query) for p in pairs if p.in_scope == 0.0}
+    assert {(r.prompt, q) for r, queries in zip(records, extra) for q in queries} <= negatives
+    for record, queries, neighbour in zip(records, extra, hard):
+        usual = {query for edit, query in negatives if edit == record.prompt} - set(queries)
+        assert len(usual) == len(in_scope_queries(record))  # as many as without extras
+        mined = set(in_scope_queries(records[neighbour[0]]))
+        assert usual <= mined | set(record.locality_prompts)
+    assert any({query for _, query in negatives} & set(in_scope_queries(records[n[0]])) for n in hard)
+    assert sum(p.in_scope for p in pairs) * 2 == len(pairs)
