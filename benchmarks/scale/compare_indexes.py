@@ -1,6 +1,7 @@
 """Exact, IVF (as index_kind "auto" builds it) and HNSW search on real sentence embeddings.
 
     .venv/bin/python benchmarks/scale/compare_indexes.py --size 100000 [--cache RUN/vectors] [--encoder-backend onnx-int8]
+    .venv/bin/python benchmarks/scale/compare_indexes.py --run-dir RUN   # a finished scale run's memory
 
 Stored: `--size` edit prompts, the real CounterFact + zsRE edits and then generated hard
 distractors (distractors.py), embedded with all-MiniLM-L6-v2 (untrained embedder head:
@@ -8,10 +9,15 @@ the space SERAC starts from). Queries: the rephrases of the real edits, real par
 queries whose answer is their edit. Reported per index: build seconds, single-query latency
 (one faiss thread, wall clock and CPU), recall@1 against exact search, and how often the
 query's own edit comes first. Embeddings are cached in `--cache` (resumable, by chunk).
+
+With `--run-dir`, the stored vectors are a finished `scale_run.py` memory's, as its trained
+encoder made them (nothing is encoded again but the queries, by the same encoder); the queries
+are the rephrases of the real edits found in it.
 """
 
 import argparse
 import itertools
+import json
 import time
 from pathlib import Path
 
@@ -20,6 +26,7 @@ import numpy as np
 from distractors import distractors, real_edits
 
 from index.ivf_build import build_ivf
+from index.store import EditStore
 from serac.serac.onnx_embedder import OnnxEmbedder
 from serac.serac.scope_classifier import ScopeClassifier
 
@@ -39,6 +46,29 @@ def cached_embeddings(texts: list[str], encode, folder: Path, name: str) -> np.n
     return np.concatenate(chunks)
 
 
+def stored_run(run_dir: Path, records: list, count: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """(stored vectors in id order, query vectors, the row of each query's own edit) of a scale run's memory."""
+    folder = run_dir / "editor"
+    config = json.loads((folder / "editor.json").read_text())["config"]
+    classifier = ScopeClassifier.load(folder / "scope_classifier", config["classifier_backbone"], config["max_classifier_tokens"]).eval()
+    if config["encoder_backend"] != "torch":
+        classifier.use_fast_encoder(OnnxEmbedder(classifier.embedder, config["encoder_backend"]))
+    path = folder / "memory" / "edits.sqlite"
+    identity = EditStore.identity_of(path)
+    store = EditStore(path, identity.dim, identity.encoder_name)
+    try:
+        batches = list(store.iter_vectors())
+        row_of_prompt = {}
+        for row, edit in enumerate(store):
+            row_of_prompt.setdefault(edit.prompt, row)
+    finally:
+        store.close()
+    vectors = np.concatenate([vectors for _, vectors in batches])
+    asked = [record for record in records if record.rephrases and record.prompt in row_of_prompt][:count]
+    queries = classifier.encode([record.rephrases[0] for record in asked])
+    return vectors, queries, [row_of_prompt[record.prompt] for record in asked]
+
+
 def timed_search(index, queries: np.ndarray, params=None) -> tuple[np.ndarray, float, float]:
     """(ids of the nearest vector, wall ms per query, CPU ms per query), one query at a time."""
     found = np.empty(len(queries), np.int64)
@@ -56,6 +86,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("outputs/scale-vectors"))
     parser.add_argument("--encoder-backend", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run-dir", type=Path, help="a finished scale run: its stored vectors instead of --size/--cache")
     parser.add_argument("--hnsw-m", type=int, default=32)
     parser.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256])
     arguments = parser.parse_args()
@@ -64,20 +95,24 @@ def main() -> None:
     splits = real_edits()
     counterfact, zsre = splits["counterfact/train"] + splits["counterfact/val"], splits["zsre/train"] + splits["zsre/dev"]
     real = counterfact + zsre
-    prompts = [record.prompt for record in real][: arguments.size]
-    prompts += [prompt for prompt, _ in itertools.islice(distractors(counterfact, zsre, arguments.seed), arguments.size - len(prompts))]
-    answered = [i for i, record in enumerate(real[: len(prompts)]) if record.rephrases][: arguments.queries]
-    classifier = ScopeClassifier.from_backbone("all-minilm-l6-v2").eval()
-    encode = OnnxEmbedder(classifier.embedder, arguments.encoder_backend).encode if arguments.encoder_backend != "torch" else classifier.encode
-    cache = arguments.cache / arguments.encoder_backend
-    vectors = cached_embeddings(prompts, encode, cache, f"stored-seed{arguments.seed}")
-    queries = cached_embeddings([real[i].rephrases[0] for i in answered], encode, cache, "queries")
+    if arguments.run_dir:
+        vectors, queries, answered = stored_run(arguments.run_dir, real, arguments.queries)
+    else:
+        prompts = [record.prompt for record in real][: arguments.size]
+        prompts += [prompt for prompt, _ in itertools.islice(distractors(counterfact, zsre, arguments.seed), arguments.size - len(prompts))]
+        answered = [i for i, record in enumerate(real[: len(prompts)]) if record.rephrases][: arguments.queries]
+        classifier = ScopeClassifier.from_backbone("all-minilm-l6-v2").eval()
+        encode = OnnxEmbedder(classifier.embedder, arguments.encoder_backend).encode if arguments.encoder_backend != "torch" else classifier.encode
+        cache = arguments.cache / arguments.encoder_backend
+        vectors = cached_embeddings(prompts, encode, cache, f"stored-seed{arguments.seed}")
+        queries = cached_embeddings([real[i].rephrases[0] for i in answered], encode, cache, "queries")
     ids = np.arange(len(vectors), dtype=np.int64)
 
     exact = faiss.IndexFlatIP(vectors.shape[1])
     exact.add(vectors)
     truth, wall, cpu = timed_search(exact, queries)
-    print(f"{len(vectors):,} stored, {len(queries):,} paraphrase queries ({arguments.encoder_backend} embeddings)")
+    source = f"the memory of {arguments.run_dir}" if arguments.run_dir else f"{arguments.encoder_backend} embeddings"
+    print(f"{len(vectors):,} stored, {len(queries):,} paraphrase queries ({source})")
     print("| index | built with | search setting | build s | ms/query | CPU ms/query | recall@1 vs exact | own edit first |")
     print("|---|---|---|---|---|---|---|---|")
     own = np.array(answered)
