@@ -17,7 +17,6 @@ are the rephrases of the real edits found in it.
 
 import argparse
 import itertools
-import json
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from distractors import distractors, real_edits
 
 from index.ivf_build import build_ivf
 from index.store import EditStore
+from serac import SERAC
 from serac.serac.onnx_embedder import OnnxEmbedder
 from serac.serac.scope_classifier import ScopeClassifier
 
@@ -48,24 +48,23 @@ def cached_embeddings(texts: list[str], encode, folder: Path, name: str) -> np.n
 
 def stored_run(run_dir: Path, records: list, count: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """(stored vectors in id order, query vectors, the row of each query's own edit) of a scale run's memory."""
-    folder = run_dir / "editor"
-    config = json.loads((folder / "editor.json").read_text())["config"]
-    classifier = ScopeClassifier.load(folder / "scope_classifier", config["classifier_backbone"], config["max_classifier_tokens"]).eval()
-    if config["encoder_backend"] != "torch":
-        classifier.use_fast_encoder(OnnxEmbedder(classifier.embedder, config["encoder_backend"]))
-    path = folder / "memory" / "edits.sqlite"
+    # The editor as routing loads it: its classifier with the run's encoder backend.
+    editor = SERAC.load(run_dir / "editor")
+    try:
+        row_of_prompt = {}
+        for row, edit in enumerate(editor.memory.list()):
+            row_of_prompt.setdefault(edit.prompt, row)
+        asked = [record for record in records if record.rephrases and record.prompt in row_of_prompt][:count]
+        queries = editor.classifier.encode([record.rephrases[0] for record in asked])
+    finally:
+        editor.close()
+    path = run_dir / "editor" / "memory" / "edits.sqlite"
     identity = EditStore.identity_of(path)
     store = EditStore(path, identity.dim, identity.encoder_name)
     try:
-        batches = list(store.iter_vectors())
-        row_of_prompt = {}
-        for row, edit in enumerate(store):
-            row_of_prompt.setdefault(edit.prompt, row)
+        vectors = np.concatenate([vectors for _, vectors in store.iter_vectors()])
     finally:
         store.close()
-    vectors = np.concatenate([vectors for _, vectors in batches])
-    asked = [record for record in records if record.rephrases and record.prompt in row_of_prompt][:count]
-    queries = classifier.encode([record.rephrases[0] for record in asked])
     return vectors, queries, [row_of_prompt[record.prompt] for record in asked]
 
 
