@@ -110,7 +110,7 @@ def other_dataset_negatives(records: list[EditRecord], per_edit: int, seed: int 
     for index, record in enumerate(records):
         by_dataset.setdefault(record.extra.get("dataset", ""), []).append(index)
     negatives: list[list[str]] = [[] for _ in records]
-    if len(by_dataset) < 2:
+    if per_edit <= 0 or len(by_dataset) < 2:
         return negatives
     templates = {name: RelationTemplates([records[i] for i in indexes]) for name, indexes in by_dataset.items()}
     relation_answers = {
