@@ -75,15 +75,23 @@ def pick_probes(real: dict[str, list[EditRecord]], count: int, seed: int) -> lis
     return probes
 
 
-def edit_stream(probes, real: dict[str, list[EditRecord]], largest: int, seed: int) -> list[tuple[str, str]]:
-    """Every edit up to the largest size, in the order they enter the memory."""
+STREAM_LENGTH = 1_000_000  # the shuffled stretch of the stream: every run, whatever its sizes, shares its prefix
+
+
+def edit_stream(probes, real: dict[str, list[EditRecord]], largest: int, seed: int, stream_length: int = STREAM_LENGTH) -> list[tuple[str, str]]:
+    """Every edit up to the largest size, in the order they enter the memory: the probes, then a
+    seeded shuffle of the other real edits and the first distractors up to `stream_length` edits
+    in all, then (past it) further distractors. The shuffle never depends on `largest`, so the
+    memory at N is the same in a run that stops at N and in one that goes on to 10^6 (before,
+    a run to 10^4 held only real edits at 10^4, one to 10^6 mostly distractors)."""
     probed = {id(record) for record in probes}
     rest = [(r.prompt, r.target) for records in real.values() for r in records if id(r) not in probed]
     counterfact, zsre = real["counterfact/train"] + real["counterfact/val"], real["zsre/train"] + real["zsre/dev"]
-    generated = list(itertools.islice(distractors(counterfact, zsre, seed), max(0, largest - len(probes) - len(rest))))
-    mixed = rest + generated
+    generator = distractors(counterfact, zsre, seed)
+    mixed = rest + list(itertools.islice(generator, max(0, stream_length - len(probes) - len(rest))))
     random.Random(seed).shuffle(mixed)
-    return [(r.prompt, r.target) for r in probes] + mixed
+    stream = [(r.prompt, r.target) for r in probes] + mixed
+    return (stream + list(itertools.islice(generator, max(0, largest - len(stream)))))[:largest]
 
 
 def prepare(editor_path: Path, run_dir: Path, encoder_backend: str) -> Path:
