@@ -143,6 +143,7 @@ class EditStore:
         self.encoder_name = encoder_name
         self.max_text_chars = max_text_chars
         self._lock = threading.Lock()
+        self._counted: tuple[int, int] | None = None  # (generation, edits) of the last COUNT(*)
         self._connection: sqlite3.Connection | None = _connect(self.path, create=True)
         try:
             self._create_or_check_identity()
@@ -264,10 +265,14 @@ class EditStore:
             # We hold the write lock, so the ids after the sequence's high-water mark are ours.
             (last_id,) = connection.execute("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'edits'), 0)").fetchone()
             ids = list(range(last_id + 1, last_id + 1 + count))
+            before = connection.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
             connection.executemany(
                 "INSERT INTO edits (id, prompt, target, metadata, created, vector) VALUES (?, ?, ?, ?, ?, ?)",
                 [(edit_id, *row) for edit_id, row in zip(ids, rows)],
             )
+            counted = self._counted
+        if counted is not None and counted[0] == before:  # the count was current: it grows by the batch
+            self._counted = (before + count, counted[1] + count)
         return ids
 
     def remove(self, edit_id: int) -> None:
@@ -336,8 +341,19 @@ class EditStore:
         return iter(self.list())
 
     def count(self) -> int:
+        """The number of edits. COUNT(*) walks an index entry per edit (milliseconds at 10^6, and a
+        routed query asks twice), so the count is kept with the generation it was taken at and
+        reused while the generation has not moved; triggers move it on every change, whoever
+        writes, so a write by another connection is never missed."""
         with self._reading() as connection:
-            return connection.execute("SELECT COUNT(*) FROM edits").fetchone()[0]
+            connection.execute("BEGIN")  # one snapshot for the generation and the count
+            try:
+                generation = connection.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
+                if self._counted is None or self._counted[0] != generation:
+                    self._counted = (generation, connection.execute("SELECT COUNT(*) FROM edits").fetchone()[0])
+            finally:
+                connection.execute("COMMIT")
+            return self._counted[1]
 
     def __len__(self) -> int:
         return self.count()

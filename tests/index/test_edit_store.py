@@ -125,3 +125,35 @@ def test_counting_the_edits_reads_an_index_not_the_rows_with_their_vectors(tmp_p
     with sqlite3.connect(tmp_path / "edits.sqlite") as connection:
         plan = " ".join(str(row) for row in connection.execute("EXPLAIN QUERY PLAN SELECT COUNT(*) FROM edits"))
     assert "COVERING INDEX" in plan
+
+
+def test_the_count_is_counted_once_until_the_edits_change(store):
+    """COUNT(*) walks an index entry per edit, milliseconds at 10^6, and a routed query asked twice:
+    an unchanged store answers from the count it took."""
+    store.add_many(["p1", "p2"], ["t1", "t2"], np.eye(4, dtype=np.float32)[:2])
+    statements = []
+    store._connection.set_trace_callback(statements.append)
+    assert store.count() == 2
+    assert store.count() == 2
+    assert sum("COUNT(*)" in statement for statement in statements) == 1
+    store.add("p3", "t3", np.eye(4)[2])
+    assert store.count() == 3  # an add of this store carries the count forward
+    assert sum("COUNT(*)" in statement for statement in statements) == 1
+
+
+def test_the_kept_count_follows_removals_clears_and_writes_from_outside(store, tmp_path):
+    ids = store.add_many(["p1", "p2", "p3"], ["t1", "t2", "t3"], np.eye(4, dtype=np.float32)[:3])
+    assert store.count() == 3
+    store.remove(ids[0])
+    assert store.count() == 2
+    with sqlite3.connect(tmp_path / "edits.sqlite") as outside:
+        outside.execute("DELETE FROM edits WHERE id = ?", (ids[1],))
+    assert store.count() == 1
+    with sqlite3.connect(tmp_path / "edits.sqlite") as outside:  # an insert from outside as well
+        outside.execute("INSERT INTO edits (prompt, target, metadata, created, vector) VALUES ('q', 't', '{}', 0, ?)",
+                        (np.zeros(4, np.float32).tobytes(),))
+    assert store.count() == 2
+    store.add("p4", "t4", np.eye(4)[3])
+    assert store.count() == 3
+    store.clear()
+    assert store.count() == 0
