@@ -27,6 +27,7 @@ from serac.serac.scope_classifier_training import ScopeClassifierTraining
 from serac.serac.training_data import (
     counterfactual_examples,
     mine_hard_negatives,
+    look_alike_edit_pairs,
     other_dataset_negatives,
     relation_negatives,
     scope_pairs,
@@ -49,6 +50,9 @@ class SERACTraining:
     # Mixtures of data sets (CounterFact + zsRE): this many queries per edit about its subject in
     # another data set's templates of another relation (0: none).
     other_dataset_negatives_per_edit: int = 0
+    # Subject-relation edits: this many pairs per edit whose stored edit is its subject in another
+    # relation and whose query is its rephrase (out of scope), each with an in-scope pair (0: none).
+    look_alike_edits_per_edit: int = 0
     # Weight of the counterfactual model's preference term on dialogue examples (0: NLL only, as SERAC).
     preference_weight: float = 5.0
     seed: int = 0
@@ -64,6 +68,7 @@ def train_from_config(config: dict, output_dir: Path) -> Path:
         hard_negatives_per_edit=alg["hard_negatives_per_edit"],
         relation_negatives_per_edit=alg["relation_negatives_per_edit"],
         other_dataset_negatives_per_edit=alg["other_dataset_negatives_per_edit"],
+        look_alike_edits_per_edit=alg["look_alike_edits_per_edit"],
         preference_weight=alg["preference_weight"],
         seed=config.get("seed", 0),
     )
@@ -84,6 +89,7 @@ def train_serac(setup: SERACTraining, train_records: list[EditRecord], val_recor
     classifier = ScopeClassifier.from_backbone(config.classifier_backbone, config.max_classifier_tokens).to(device)
     train_pairs, val_pairs = (
         scope_pairs(records, mine_hard_negatives(classifier, records, setup.hard_negatives_per_edit), setup.seed, _extra_negatives(setup, records))
+        + look_alike_edit_pairs(records, setup.look_alike_edits_per_edit, setup.seed)
         for records in (train_records, val_records)
     )
     log.info("scope classifier: %d training pairs, %d validation pairs", len(train_pairs), len(val_pairs))

@@ -62,16 +62,50 @@ def relation_negatives(records: list[EditRecord], per_kind: int, seed: int = 0) 
     `extra["relation_negatives"] = False` get none: zsRE phrases one relation as many questions
     whose random targets share no answer, so "another relation" would often be a paraphrase."""
     rng = random.Random(seed)
-    by_dataset: dict[str, list[int]] = {}
-    for index, record in enumerate(records):
-        if record.extra.get("relation_negatives", True):
-            by_dataset.setdefault(record.extra.get("dataset", ""), []).append(index)
     negatives: list[list[str]] = [[] for _ in records]
-    for indexes in by_dataset.values():
+    for indexes in _relation_groups(records):
         group = [records[i] for i in indexes]
         for index, queries in zip(indexes, _relation_negatives_within(group, per_kind, rng)):
             negatives[index] = queries
     return negatives
+
+
+def _relation_groups(records: list[EditRecord]) -> list[list[int]]:
+    """The indexes of the records whose relations are told apart together: one group per data
+    set of a mixture, without the records tagged `extra["relation_negatives"] = False`."""
+    by_dataset: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        if record.extra.get("relation_negatives", True):
+            by_dataset.setdefault(record.extra.get("dataset", ""), []).append(index)
+    return list(by_dataset.values())
+
+
+def look_alike_edit_pairs(records: list[EditRecord], per_edit: int, seed: int = 0) -> list[ScopePair]:
+    """For each subject-relation record with rephrases, up to `per_edit` out-of-scope pairs whose
+    *stored edit* is its subject in another relation's template and whose query is one of its
+    rephrases, each beside the in-scope pair (its own prompt, that rephrase) to keep the labels
+    balanced.
+
+    Every other negative holds the record's own prompt as the stored edit, and the cross-encoder
+    is not symmetric. At 10^6 edits a memory holds dozens of edits of each subject in other
+    relations, and CounterFact's loose paraphrases were answered by one of them: "Abrar Alvi
+    works as a" (for "Abrar Alvi's profession is an") by the edit "Abrar Alvi works for", p =
+    0.999; 36 of the 37 paraphrases lost to another edit at 10^6 (benchmarks/scale/README.md)."""
+    rng = random.Random(seed)
+    pairs = []
+    if per_edit <= 0:
+        return pairs
+    for indexes in _relation_groups(records):
+        group = [records[i] for i in indexes]
+        templates = RelationTemplates(group)
+        for record, template in zip(group, templates.of_record):
+            if template is None or not record.rephrases:
+                continue
+            others = templates.other_relations(template)
+            for other in rng.sample(others, min(per_edit, len(others))):
+                query = rng.choice(record.rephrases)
+                pairs += [ScopePair(fill(other, record.subject), query, 0.0), ScopePair(record.prompt, query, 1.0)]
+    return pairs
 
 
 def _relation_negatives_within(records: list[EditRecord], per_kind: int, rng: random.Random) -> list[list[str]]:

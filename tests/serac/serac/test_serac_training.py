@@ -17,7 +17,14 @@ from serac.core.relation_templates import RelationTemplates, relation_template
 from serac.serac.counterfactual import CounterfactualModel
 from serac.serac.counterfactual_training import CounterfactualTraining
 from serac.serac.train import SERACTraining, _extra_negatives, train_serac
-from serac.serac.training_data import counterfactual_examples, in_scope_queries, other_dataset_negatives, relation_negatives, scope_pairs
+from serac.serac.training_data import (
+    counterfactual_examples,
+    in_scope_queries,
+    look_alike_edit_pairs,
+    other_dataset_negatives,
+    relation_negatives,
+    scope_pairs,
+)
 
 FEW_STEPS = {"max_steps": 2, "val_every": 1, "batch_size": 4, "val_batches": 2}
 
@@ -153,6 +160,24 @@ def test_relation_negatives_are_all_used_and_pairs_stay_balanced():
     negatives = {(p.edit, p.query) for p in pairs if p.in_scope == 0.0}
     assert {(r.prompt, q) for r, queries in zip(records, extra) for q in queries} <= negatives
     assert sum(p.in_scope for p in pairs) * 2 == len(pairs)
+
+
+def test_look_alike_edits_are_stored_edits_of_the_subject_in_another_relation_asked_with_its_rephrase():
+    """The classifier is not symmetric: every other negative holds the record's own prompt as the
+    stored edit, while at scale a rephrase meets stored edits of its subject in other relations."""
+    counterfact = [dataclasses.replace(r, extra={"dataset": "counterfact"}) for r in load_records("counterfact", "train", limit=300)]
+    zsre = [dataclasses.replace(r, extra={"dataset": "zsre", "relation_negatives": False}) for r in load_records("zsre", "train", limit=30)]
+    pairs = look_alike_edit_pairs(counterfact + zsre, per_edit=2, seed=0)
+    templates = RelationTemplates(counterfact)
+    by_rephrase = {(q, r.prompt): (r, t) for r, t in zip(counterfact, templates.of_record) for q in r.rephrases}
+    negatives = [p for p in pairs if p.in_scope == 0.0]
+    assert len(negatives) * 2 == len(pairs) and len(negatives) >= 1.8 * sum(t is not None for t in templates.of_record)
+    positives = {(p.edit, p.query) for p in pairs if p.in_scope == 1.0}
+    for pair in negatives:
+        record, template = next(by_rephrase[key] for key in by_rephrase if key[0] == pair.query and (key[1], pair.query) in positives)
+        assert pair.edit.replace(record.subject, "{}", 1) in templates.other_relations(template)
+    assert not {p.query for p in pairs} & {q for r in zsre for q in r.rephrases}  # zsRE opts out
+    assert look_alike_edit_pairs(counterfact, per_edit=0) == []
 
 
 def _tagged(dataset: str, prompt: str, subject: str, target: str, original: str) -> EditRecord:
