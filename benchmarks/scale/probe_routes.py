@@ -1,7 +1,7 @@
 """Where the scale run's probes are routed: for each probe's edit prompt, paraphrase and locality
-prompt, whether it reached its own edit, another edit (and whose), or the base model, and whether
-the answer is right as `scale_run.py` counts it (teacher forced: every target token the argmax;
-for a locality prompt, the base model's argmax unchanged).
+prompt, whether it reached its own edit, another edit (of the probe's subject or not, and which),
+or the base model, and whether the answer is right as `scale_run.py` counts it (teacher forced:
+every target token the argmax; for a locality prompt, the base model's argmax unchanged).
 Explains the quality columns of `scale_run.py` (run on a finished run folder, not while it runs).
 
     .venv/bin/python benchmarks/scale/probe_routes.py --run-dir RUN [--probes 200] [--seed 0] [--examples 5]
@@ -27,7 +27,8 @@ def outcome(route, probe, should_route: bool) -> str:
         return "base model" + ("" if not should_route else " (missed)")
     if route.prompt == probe.prompt and route.target == probe.target:
         return "own edit" + ("" if should_route else " (wrongly in scope)")
-    return "another edit"
+    # an edit of the probe's subject (in another relation) or of another subject
+    return "another edit" + (" of its subject" if probe.subject and probe.subject in route.prompt else "")
 
 
 def probe_outcomes(editor: SERAC, probes: list) -> list[dict]:

@@ -29,16 +29,18 @@ def editor(tmp_path):
 
 def test_every_rephrase_and_locality_prompt_gets_a_row_with_its_route(editor):
     probe = EditRecord(
-        prompt="The capital of Freedonia is", target=" Paris", source="cf:1",
-        rephrases=("The capital of Freedonia is", "Freedonia's capital city:"),
+        prompt="The capital of Freedonia is", target=" Paris", source="cf:1", subject="Freedonia",
+        rephrases=("The capital of Freedonia is", "Freedonia's capital city:", "Freedonia is governed from"),
         locality_prompts=("Who wrote Hamlet?",), locality_answers=(" Shakespeare",),
     )
-    editor.add_edits([(probe.prompt, probe.target)])
+    # the second rephrase is, word for word, another stored edit of the probe's subject
+    editor.add_edits([(probe.prompt, probe.target), ("Freedonia's capital city:", " Rome")])
     rows = probe_outcomes(editor, [probe])
-    assert [row["kind"] for row in rows] == ["edit prompt", "paraphrase", "paraphrase", "locality prompt"]
+    assert [row["kind"] for row in rows] == ["edit prompt"] + ["paraphrase"] * 3 + ["locality prompt"]
     by_query = {(row["kind"], row["query"]): row for row in rows}
     assert by_query["edit prompt", probe.prompt]["outcome"] == "own edit"
-    assert by_query["paraphrase", "Freedonia's capital city:"]["outcome"] == "base model (missed)"
+    assert by_query["paraphrase", "Freedonia's capital city:"]["outcome"] == "another edit of its subject"
+    assert by_query["paraphrase", "Freedonia is governed from"]["outcome"] == "base model (missed)"
     locality = by_query["locality prompt", "Who wrote Hamlet?"]
     assert locality["outcome"] == "base model" and locality["right"] is True
 
