@@ -90,7 +90,7 @@ def look_alike_edit_pairs(records: list[EditRecord], per_edit: int, seed: int = 
     is not symmetric. At 10^6 edits a memory holds dozens of edits of each subject in other
     relations, and CounterFact's loose paraphrases were answered by one of them: "Abrar Alvi
     works as a" (for "Abrar Alvi's profession is an") by the edit "Abrar Alvi works for", p =
-    0.999; 36 of the 37 paraphrases lost to another edit at 10^6 (benchmarks/scale/README.md)."""
+    0.999; 35 of the 37 paraphrases lost to another edit at 10^6 (benchmarks/scale/README.md)."""
     rng = random.Random(seed)
     pairs = []
     if per_edit <= 0:
