@@ -13,18 +13,15 @@ sys.path.insert(0, str(ROOT / "benchmarks" / "scale"))
 sys.path.insert(0, str(ROOT / "tests" / "serac" / "serac"))
 
 from probe_routes import compare, probe_outcomes  # noqa: E402
-from tiny_serac import sharpen_embedding_scorer, tiny_config  # noqa: E402
+from tiny_serac import sharp_tiny_editor  # noqa: E402
 
-from serac import SERAC  # noqa: E402
 from serac.core.records import EditRecord  # noqa: E402
 
 
 @pytest.fixture
 def editor(tmp_path):
-    editor = SERAC.from_pretrained(tiny_config(), device="cpu", memory_path=tmp_path / "memory")
-    sharpen_embedding_scorer(editor)
-    yield editor
-    editor.close()
+    with sharp_tiny_editor(tmp_path / "memory") as editor:
+        yield editor
 
 
 def test_every_rephrase_and_locality_prompt_gets_a_row_with_its_route(editor):

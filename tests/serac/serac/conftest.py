@@ -1,12 +1,8 @@
 import pytest
-from tiny_serac import sharpen_embedding_scorer, tiny_config
-
-from serac import SERAC
+from tiny_serac import sharp_tiny_editor
 
 
 @pytest.fixture
 def editor(tmp_path):
-    editor = SERAC.from_pretrained(tiny_config(), device="cpu", memory_path=tmp_path / "memory")
-    sharpen_embedding_scorer(editor)
-    yield editor
-    editor.close()
+    with sharp_tiny_editor(tmp_path / "memory") as editor:
+        yield editor

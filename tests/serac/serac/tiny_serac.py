@@ -1,5 +1,9 @@
 """A SERAC editor on tiny random models, for tests."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import torch
 
 from serac import SERAC
@@ -19,3 +23,14 @@ def sharpen_embedding_scorer(editor: SERAC) -> None:
     with torch.no_grad():
         editor.classifier.embed_scale.fill_(1000.0)
         editor.classifier.embed_bias.fill_(-999.0)
+
+
+@contextmanager
+def sharp_tiny_editor(memory_path: Path) -> Iterator[SERAC]:
+    """A tiny editor with its memory at `memory_path` that routes only (near-)identical texts, closed after use."""
+    editor = SERAC.from_pretrained(tiny_config(), device="cpu", memory_path=memory_path)
+    sharpen_embedding_scorer(editor)
+    try:
+        yield editor
+    finally:
+        editor.close()
