@@ -15,9 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-
-from scale_run import pick_probes
 from distractors import real_edits
+from scale_run import pick_probes
 
 from serac import SERAC
 

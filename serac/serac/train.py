@@ -26,8 +26,8 @@ from serac.serac.scope_classifier import ScopeClassifier
 from serac.serac.scope_classifier_training import ScopeClassifierTraining
 from serac.serac.training_data import (
     counterfactual_examples,
-    mine_hard_negatives,
     look_alike_edit_pairs,
+    mine_hard_negatives,
     other_dataset_negatives,
     relation_negatives,
     scope_pairs,
