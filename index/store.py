@@ -127,6 +127,11 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
     return connection
 
 
+def _generation(connection: sqlite3.Connection) -> int:
+    """The store's generation, moved by the triggers on every change to the edits."""
+    return connection.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
+
+
 def _damaged(path: Path, error: sqlite3.DatabaseError) -> NotAnEditMemoryError:
     return NotAnEditMemoryError(f"{path} is not a readable edit store, or is damaged (SQLite: {error})")
 
@@ -265,7 +270,7 @@ class EditStore:
             # We hold the write lock, so the ids after the sequence's high-water mark are ours.
             (last_id,) = connection.execute("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'edits'), 0)").fetchone()
             ids = list(range(last_id + 1, last_id + 1 + count))
-            before = connection.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
+            before = _generation(connection)
             connection.executemany(
                 "INSERT INTO edits (id, prompt, target, metadata, created, vector) VALUES (?, ?, ?, ?, ?, ?)",
                 [(edit_id, *row) for edit_id, row in zip(ids, rows)],
@@ -348,7 +353,7 @@ class EditStore:
         with self._reading() as connection:
             connection.execute("BEGIN")  # one snapshot for the generation and the count
             try:
-                generation = connection.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
+                generation = _generation(connection)
                 if self._counted is None or self._counted[0] != generation:
                     self._counted = (generation, connection.execute("SELECT COUNT(*) FROM edits").fetchone()[0])
             finally:
@@ -367,7 +372,7 @@ class EditStore:
         """The store's UUID, generation, edit count and digest of its edits (see StoreState)."""
         with self._reading() as connection:
             (store_uuid,) = connection.execute("SELECT value FROM meta WHERE key = 'store_uuid'").fetchone()
-            (generation,) = connection.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+            generation = _generation(connection)
             count, id_sum, created_sum, weighted = connection.execute(
                 "SELECT COUNT(*), COALESCE(SUM(id), 0), TOTAL(created), TOTAL(created * (id % 65521)) FROM edits"
             ).fetchone()
@@ -376,7 +381,7 @@ class EditStore:
     def generation(self) -> int:
         """A counter moved by every change to the edits; an index saved at another value is stale."""
         with self._reading() as connection:
-            return connection.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
+            return _generation(connection)
 
     def iter_vectors(self, batch_size: int = 65_536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (ids int64 (n,), vectors float32 (n, dim)) batches in id order, to rebuild an index."""
