@@ -27,7 +27,7 @@ from distractors import distractors, real_edits
 from index.ivf_build import build_ivf
 from index.store import EditStore
 from serac import SERAC
-from serac.serac.onnx_embedder import OnnxEmbedder
+from serac.serac.encoder_backends import ENCODER_BACKENDS, inference_encoder
 from serac.serac.scope_classifier import ScopeClassifier
 
 CHUNK = 5000
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--cache", type=Path, default=Path("outputs/scale-vectors"))
-    parser.add_argument("--encoder-backend", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"])
+    parser.add_argument("--encoder-backend", default="onnx-int8", choices=ENCODER_BACKENDS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", type=Path, help="a finished scale run: its stored vectors instead of --size/--cache")
     parser.add_argument("--hnsw-m", type=int, default=32)
@@ -101,7 +101,8 @@ def main() -> None:
         prompts += [prompt for prompt, _ in itertools.islice(distractors(counterfact, zsre, arguments.seed), arguments.size - len(prompts))]
         answered = [i for i, record in enumerate(real[: len(prompts)]) if record.rephrases][: arguments.queries]
         classifier = ScopeClassifier.from_backbone("all-minilm-l6-v2").eval()
-        encode = OnnxEmbedder(classifier.embedder, arguments.encoder_backend).encode if arguments.encoder_backend != "torch" else classifier.encode
+        classifier.use_fast_encoder(inference_encoder(classifier.embedder, arguments.encoder_backend))
+        encode = classifier.encode
         cache = arguments.cache / arguments.encoder_backend
         vectors = cached_embeddings(prompts, encode, cache, f"stored-seed{arguments.seed}")
         queries = cached_embeddings([real[i].rephrases[0] for i in answered], encode, cache, "queries")

@@ -1,4 +1,4 @@
-"""add_edits throughput and routing on probes, per encoder backend (torch, onnx, onnx-int8), in one run.
+"""add_edits throughput and routing on probes, per encoder backend (torch, torch-bf16, onnx, onnx-int8), in one run.
 
     .venv/bin/python benchmarks/serac/bench_encoder_backends.py \
         --classifier-weights PATH/scope_classifier.safetensors [--edits 1000] [--repeats 3] [--probe-records 300]
@@ -33,7 +33,7 @@ from serac.core.models import load_language_model
 from serac.core.training import load_trained_weights
 from serac.serac.config import SERACConfig
 from serac.serac.counterfactual import CounterfactualModel
-from serac.serac.onnx_embedder import ENCODER_BACKENDS
+from serac.serac.encoder_backends import ENCODER_BACKENDS
 from serac.serac.scope_classifier import ScopeClassifier
 from serac.serac.scope_classifier_training import ScopeClassifierTraining
 from serac.serac.single_file_classifier import load_single_file_classifier
@@ -58,7 +58,8 @@ def load_classifier(weights: Path | None) -> ScopeClassifier:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classifier-weights", type=Path)
-    parser.add_argument("--backends", nargs="+", default=list(ENCODER_BACKENDS), choices=ENCODER_BACKENDS)
+    concrete = [backend for backend in ENCODER_BACKENDS if backend != "auto"]  # "auto" is one of them
+    parser.add_argument("--backends", nargs="+", default=concrete, choices=concrete)
     parser.add_argument("--edits", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--probe-records", type=int, default=300)

@@ -85,6 +85,8 @@ def read_editor_config(path: str | Path, expected_editor: str, config_class: typ
     # Settings renamed since the editor was saved (`config_class.renamed_fields`: old -> new name).
     renamed = getattr(config_class, "renamed_fields", {})
     settings = {renamed.get(key, key): value for key, value in body["config"].items()}
+    # Settings added since, whose default changed with them (`config_class.saved_before_field`).
+    settings = {**getattr(config_class, "saved_before_field", {}), **settings}
     try:
         return config_class(**settings)
     except (TypeError, ValueError) as error:

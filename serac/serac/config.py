@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from index import INDEX_KINDS
-from serac.serac.onnx_embedder import ENCODER_BACKENDS
+from serac.serac.encoder_backends import ENCODER_BACKENDS
 from serac.core.setting_checks import (
     MAX_CLASSIFIER_TOKENS,
     MAX_NEW_TOKENS,
@@ -24,6 +24,8 @@ from serac.core.setting_checks import (
 class SERACConfig:
     # Editors saved before the package's layout move called the base model `base_model`.
     renamed_fields: ClassVar[dict[str, str]] = {"base_model": "model_name"}
+    # Editors saved before a setting existed load with the value it had then, not today's default.
+    saved_before_field: ClassVar[dict[str, object]] = {"encoder_backend": "torch"}
 
     model_name: str = "smollm2-135m"  # the frozen base model
     # The counterfactual model starts from these weights (None: the base model's; a trained
@@ -51,10 +53,11 @@ class SERACConfig:
     # past 50,000 edits (see index.MemoryConfig); "flat", "ivf", "hnsw" fix the kind.
     index_kind: str = "auto"
     max_classifier_tokens: int = 128  # 1..512 tokens of (edit, query) read by the classifier
-    # How edits and queries are embedded at inference: "torch", or the embedder exported to ONNX
-    # Runtime ("onnx", the same vectors) with int8 weights ("onnx-int8": faster, vectors move a
-    # little; see benchmarks/serac/README.md). Needs the `onnx` extra; fixed once edits are stored.
-    encoder_backend: str = "torch"
+    # How edits and queries are embedded at inference (serac.serac.encoder_backends): "auto"
+    # (bf16 autocast where the device multiplies bf16 natively, else float32), "torch",
+    # "torch-bf16" (the same vector space), or ONNX Runtime ("onnx", the same vectors; "onnx-int8":
+    # faster, vectors move a little and are a space of their own; both need the `onnx` extra).
+    encoder_backend: str = "auto"
     max_new_tokens: int = 20  # 1..512: the answer length of `query` when the caller gives none
 
     def __post_init__(self):

@@ -27,7 +27,7 @@ from serac.core.setting_checks import replace_settings, settle_prompt_format
 from serac.core.text_checks import answer_length, check_edits, check_pairs, check_texts
 from serac.serac.config import SERACConfig
 from serac.serac.counterfactual import CounterfactualModel
-from serac.serac.onnx_embedder import OnnxEmbedder
+from serac.serac.encoder_backends import inference_encoder
 from serac.serac.router import Route, Router
 from serac.serac.scope_classifier import CLASSIFIER_FILES, ScopeClassifier
 from serac.serac.single_file_classifier import SINGLE_FILE, load_single_file_classifier
@@ -51,8 +51,7 @@ class SERAC(MemoryEditor):
         self.base = base
         self.counterfactual = counterfactual
         self.classifier = classifier.eval()
-        fast = config.encoder_backend != "torch"
-        classifier.use_fast_encoder(OnnxEmbedder(classifier.embedder, config.encoder_backend) if fast else None)
+        classifier.use_fast_encoder(inference_encoder(classifier.embedder, config.encoder_backend))
         self.open_memory(memory_path, classifier.dim, classifier.fingerprint(), MemoryConfig(index_kind=config.index_kind))
         self.router = Router(classifier, self.memory, config)
 

@@ -19,7 +19,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 from torch import nn
 
-ENCODER_BACKENDS = ("torch", "onnx", "onnx-int8")
+ONNX_BACKENDS = ("onnx", "onnx-int8")
 _OPSET = 17
 
 
@@ -40,8 +40,8 @@ class OnnxEmbedder:
     threads as torch uses (`torch.get_num_threads()`, which follows OMP_NUM_THREADS)."""
 
     def __init__(self, embedder: SentenceTransformer, backend: str, threads: int | None = None):
-        if backend not in ENCODER_BACKENDS[1:]:
-            raise ValueError(f"an ONNX encoder backend is one of {ENCODER_BACKENDS[1:]}, got {backend!r}")
+        if backend not in ONNX_BACKENDS:
+            raise ValueError(f"an ONNX encoder backend is one of {ONNX_BACKENDS}, got {backend!r}")
         try:
             import onnxruntime
             from onnxruntime.quantization import QuantType, quantize_dynamic

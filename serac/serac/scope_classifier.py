@@ -48,7 +48,7 @@ class ScopeClassifier(nn.Module):
         # Cosine similarity -> logit; starts where an untrained MiniLM separates paraphrases (cos ≈ 0.6).
         self.embed_scale = nn.Parameter(torch.tensor(20.0))
         self.embed_bias = nn.Parameter(torch.tensor(-12.0))
-        self.fast_encoder = None  # an ONNX Runtime copy of the embedder for inference (see use_fast_encoder)
+        self.fast_encoder = None  # a faster encoder for inference (see use_fast_encoder)
 
     @classmethod
     def from_backbone(cls, backbone: str, max_tokens: int = 128) -> "ScopeClassifier":
@@ -96,8 +96,8 @@ class ScopeClassifier(nn.Module):
         return self.embedder.get_embedding_dimension()
 
     def use_fast_encoder(self, encoder) -> None:
-        """Encode for inference with `encoder` (an `OnnxEmbedder` of this embedder; None: the
-        torch embedder); training and `embed` always use the torch embedder."""
+        """Encode for inference with `encoder` (one of `encoder_backends.inference_encoder`; None:
+        the float32 embedder); training and `embed` always use the float32 embedder."""
         self.fast_encoder = encoder
 
     def embed(self, texts: list[str]) -> torch.Tensor:
@@ -107,7 +107,7 @@ class ScopeClassifier(nn.Module):
 
     def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         """Unit-norm float32 embeddings [n, dim] for inference, batched by length (None: the
-        backend's own batch size, 64 for torch, see `OnnxEmbedder.encode` for ONNX)."""
+        backend's own batch size: 64 for torch, see `OnnxEmbedder.encode` for ONNX)."""
         if self.fast_encoder is not None:
             return self.fast_encoder.encode(texts, batch_size) if batch_size else self.fast_encoder.encode(texts)
         vectors = self.embedder.encode(texts, batch_size=batch_size or 64, convert_to_numpy=True, show_progress_bar=False, device=self.device)

@@ -5,7 +5,7 @@ import threading
 
 import numpy as np
 import pytest
-from tiny_serac import sharpen_embedding_scorer
+from tiny_serac import sharp_tiny_editor, sharpen_embedding_scorer
 
 from serac import SERAC
 from serac.serac.config import SERACConfig
@@ -56,14 +56,16 @@ def _threads_match_one_thread(editor, threads: int, steps: int) -> None:
         np.testing.assert_allclose(vectors, editor.classifier.encode([edits[i] for i in ids.tolist()]), atol=1e-5)
 
 
-def test_threads_route_score_answer_and_embed_exactly_as_one_thread(editor):
-    _threads_match_one_thread(editor, threads=4, steps=25)
+def test_threads_route_score_answer_and_embed_exactly_as_one_thread(tmp_path):
+    # float32 vectors: bf16 ones depend on their batch-mates by ~1e-3, which would hide a race
+    with sharp_tiny_editor(tmp_path / "memory", encoder_backend="torch") as editor:
+        _threads_match_one_thread(editor, threads=4, steps=25)
 
 
 @pytest.mark.slow
 def test_with_the_real_models_threads_route_exactly_as_one_thread(tmp_path):
     """4 threads × mixed operations on smollm2-135m + all-minilm-l6-v2 (benchmarks/reliability runs 4 × 2,500)."""
-    editor = SERAC.from_pretrained(SERACConfig(rerank=False), device="cpu", memory_path=tmp_path / "memory")
+    editor = SERAC.from_pretrained(SERACConfig(rerank=False, encoder_backend="torch"), device="cpu", memory_path=tmp_path / "memory")
     sharpen_embedding_scorer(editor)
     try:
         _threads_match_one_thread(editor, threads=4, steps=15)

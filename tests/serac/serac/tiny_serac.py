@@ -26,9 +26,9 @@ def sharpen_embedding_scorer(editor: SERAC) -> None:
 
 
 @contextmanager
-def sharp_tiny_editor(memory_path: Path) -> Iterator[SERAC]:
+def sharp_tiny_editor(memory_path: Path, **changes) -> Iterator[SERAC]:
     """A tiny editor with its memory at `memory_path` that routes only (near-)identical texts, closed after use."""
-    editor = SERAC.from_pretrained(tiny_config(), device="cpu", memory_path=memory_path)
+    editor = SERAC.from_pretrained(tiny_config(**changes), device="cpu", memory_path=memory_path)
     sharpen_embedding_scorer(editor)
     try:
         yield editor

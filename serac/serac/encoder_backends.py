@@ -1,0 +1,67 @@
+"""Which encoder embeds edits and queries at inference (`SERACConfig.encoder_backend`).
+
+- "torch": the sentence-transformers embedder in float32.
+- "torch-bf16": the same embedder under bfloat16 autocast: matrix products in bf16, their
+  accumulation, softmax, layer norms and pooling in float32. Where the device multiplies bf16
+  natively (CPUs with AMX or AVX512-BF16, most GPUs) this about doubles encoding speed
+  (1,378 against 663 zsRE prompts/s on 2 threads of a Sapphire Rapids core pair); its vectors
+  have cosine >= 0.9999 to the float32 ones (benchmarks/serac/README.md), so they are the same
+  embedding space: a memory built with either is searched with the other.
+- "onnx", "onnx-int8": the embedder on ONNX Runtime (`onnx_embedder.OnnxEmbedder`); int8
+  vectors move a little and form a space of their own.
+- "auto" (the default): "torch-bf16" where the device multiplies bf16 natively, else "torch".
+  It is resolved when an editor opens, so a saved editor moves between machines with and
+  without bf16 hardware and keeps its memory.
+"""
+
+import numpy as np
+import torch
+from sentence_transformers import SentenceTransformer
+
+from serac.serac.onnx_embedder import ONNX_BACKENDS, OnnxEmbedder
+
+ENCODER_BACKENDS = ("auto", "torch", "torch-bf16", *ONNX_BACKENDS)
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether `device` multiplies bfloat16 matrices in hardware (emulated bf16 is slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        # torch.cpu's capability probes are private; a torch without them counts as no bf16.
+        probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+        return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+    return False
+
+
+def resolve_encoder_backend(backend: str, device: torch.device) -> str:
+    """The concrete backend "auto" stands for on `device`; any other backend as it is."""
+    if backend != "auto":
+        return backend
+    return "torch-bf16" if native_bfloat16(device) else "torch"
+
+
+class BFloat16Embedder:
+    """`encode(texts)` as the embedder gives it, computed under bfloat16 autocast."""
+
+    space_suffix = ""  # the float32 space: cosine >= 0.9999 to the float32 vectors
+
+    def __init__(self, embedder: SentenceTransformer):
+        self.embedder = embedder
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Unit-norm float32 embeddings [n, dim], batched by length (sentence-transformers sorts them)."""
+        device = self.embedder.device
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            vectors = self.embedder.encode(texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
+        return vectors.float().cpu().numpy()
+
+
+def inference_encoder(embedder: SentenceTransformer, backend: str):
+    """The encoder `ScopeClassifier.use_fast_encoder` takes for `backend` (None: the float32 embedder)."""
+    backend = resolve_encoder_backend(backend, embedder.device)
+    if backend == "torch":
+        return None
+    if backend == "torch-bf16":
+        return BFloat16Embedder(embedder)
+    return OnnxEmbedder(embedder, backend)
