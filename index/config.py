@@ -24,9 +24,10 @@ class MemoryConfig:
         "auto"    exact while the memory holds fewer than `auto_threshold` edits; past it,
                   an IVF index (about 4*sqrt(n) clusters) is trained in a background thread
                   while searches stay exact, then put in place; it is trained again each
-                  time the memory has grown `retrain_growth` times. Its nprobe is chosen
-                  to reach `target_recall` (recall@1 against exact search, measured on a
-                  sample of the stored vectors) and reported by EditMemory.info().
+                  time the memory has grown `retrain_growth` times. Its nprobe is twice
+                  the smallest that reaches `target_recall` (recall@1 against exact search,
+                  measured on a sample of the stored vectors, which real queries find
+                  harder: see index/ivf_build.py) and reported by EditMemory.info().
     hnsw_m:           graph neighbours per node; more is slower to build, better recall.
     hnsw_ef_construction: candidate list size while building the graph.
     ef_search:        candidate list size while searching HNSW.
