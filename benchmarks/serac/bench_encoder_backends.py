@@ -11,11 +11,12 @@ adding edits or routing, so tiny ones keep the run light.
 
 Throughput: `--edits` zsRE edits (train + dev) added in one `add_edits` call to an empty
 memory, the backends interleaved in each of `--repeats` rounds (a load change on the shared
-machine hits them alike); median edits/s. Routing: all zsRE dev edits in memory; probes are
+machine hits them alike); median edits/s. Vectors: cosine of each backend's embedding of those
+prompts to the first backend's (torch by default). Routing: all zsRE dev edits in memory; probes are
 each of the first `--probe-records` records' prompt and rephrases (in scope: routed to an
 edit with the record's target) and its NQ locality question (out of scope: not routed);
 agreement is the share of probes routed exactly as with the torch backend
-(`--probe-records 0`: throughput only).
+(`--probe-records 0`: no routing).
 """
 
 import argparse
@@ -99,6 +100,15 @@ def main() -> None:
     for backend, samples in rates.items():
         cpu = statistics.median(cpu_rates[backend])
         print(f"| {backend} | {statistics.median(samples):.0f} | {cpu:.0f} | {cpu / reference:.2f} |")
+
+    # How far each backend's vectors are from the first backend's, on the same prompts in one call.
+    prompts = [prompt for prompt, _ in edits]
+    vectors = {backend: editor.classifier.encode(prompts) for backend, editor in editors.items()}
+    print(f"\nvectors of the {len(prompts)} prompts, cosine to {arguments.backends[0]}'s:")
+    print("| backend | minimum | mean |\n|---|---|---|")
+    for backend, found in vectors.items():
+        cosine = (found * vectors[arguments.backends[0]]).sum(1)
+        print(f"| {backend} | {cosine.min():.5f} | {cosine.mean():.5f} |")
 
     if arguments.probe_records == 0:  # throughput only
         for editor in editors.values():
