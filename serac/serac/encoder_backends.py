@@ -3,10 +3,10 @@
 - "torch": the sentence-transformers embedder in float32.
 - "torch-bf16": the same embedder under bfloat16 autocast: matrix products in bf16, their
   accumulation, softmax, layer norms and pooling in float32. Where the device multiplies bf16
-  natively (CPUs with AMX or AVX512-BF16, most GPUs) this about doubles encoding speed
-  (1,378 against 663 zsRE prompts/s on 2 threads of a Sapphire Rapids core pair); its vectors
-  have cosine >= 0.9999 to the float32 ones (benchmarks/serac/README.md), so they are the same
-  embedding space: a memory built with either is searched with the other.
+  natively (CPUs with AMX or AVX512-BF16, most GPUs) this about doubles encoding speed (1.96x
+  the edits float32 adds per CPU-second on this project's AMX machine); its vectors have cosine
+  >= 0.9999 to the float32 ones (benchmarks/serac/README.md), so they are the same embedding
+  space: a memory built with either is searched with the other.
 - "onnx", "onnx-int8": the embedder on ONNX Runtime (`onnx_embedder.OnnxEmbedder`); int8
   vectors move a little and form a space of their own.
 - "auto" (the default): "torch-bf16" where the device multiplies bf16 natively, else "torch".
