@@ -11,7 +11,8 @@ adding edits or routing, so tiny ones keep the run light.
 
 Throughput: `--edits` zsRE edits (train + dev) added in one `add_edits` call to an empty
 memory, the backends interleaved in each of `--repeats` rounds (a load change on the shared
-machine hits them alike); median edits/s. Vectors: cosine of each backend's embedding of those
+machine hits them alike); median edits/s. One prompt: median time to embed a single prompt, as a
+routed query does (20 prompts x `--repeats`, backends interleaved). Vectors: cosine of each backend's embedding of those
 prompts to the first backend's (torch by default). Routing: all zsRE dev edits in memory; probes are
 each of the first `--probe-records` records' prompt and rephrases (in scope: routed to an
 edit with the record's target) and its NQ locality question (out of scope: not routed);
@@ -100,6 +101,19 @@ def main() -> None:
     for backend, samples in rates.items():
         cpu = statistics.median(cpu_rates[backend])
         print(f"| {backend} | {statistics.median(samples):.0f} | {cpu:.0f} | {cpu / reference:.2f} |")
+
+    # A routed query embeds one prompt: per-call costs (autocast casting weights, say) show here.
+    single = {backend: [] for backend in editors}
+    for _ in range(arguments.repeats):
+        for prompt, _ in edits[:20]:
+            for backend, editor in editors.items():
+                started = time.perf_counter()
+                editor.classifier.encode([prompt])
+                single[backend].append(1000 * (time.perf_counter() - started))
+    print(f"\none prompt per call, {len(single[arguments.backends[0]])} calls, median ms:")
+    print("| backend | ms per one-prompt encode |\n|---|---|")
+    for backend, samples in single.items():
+        print(f"| {backend} | {statistics.median(samples):.2f} |")
 
     # How far each backend's vectors are from the first backend's, on the same prompts in one call.
     prompts = [prompt for prompt, _ in edits]

@@ -84,3 +84,10 @@ def test_an_editor_saved_before_the_setting_keeps_float32(tmp_path):
     loaded = SERAC.load(tmp_path / "saved", device="cpu")
     assert loaded.config.encoder_backend == "torch" and loaded.classifier.fast_encoder is None
     loaded.close()
+
+
+def test_the_bf16_copy_gives_what_autocast_over_the_float32_weights_gives(classifier):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = classifier.embedder.encode(TEXTS, convert_to_tensor=True, show_progress_bar=False).float().numpy()
+    np.testing.assert_allclose(BFloat16Embedder(classifier.embedder).encode(TEXTS), expected, atol=1e-6)
+    assert next(classifier.embedder.parameters()).dtype == torch.float32  # the editor's own embedder is untouched
