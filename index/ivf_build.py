@@ -68,10 +68,13 @@ def train_ivf(vectors: np.ndarray, nlist: int) -> faiss.IndexIVFFlat:
     return ivf
 
 
-def build_ivf(ids: np.ndarray, vectors: np.ndarray, target_recall: float, k: int = 10, sample: int = 1000, seed: int = 0):
-    """(a filled IVF index, its Approximation) for these vectors; runs outside any lock."""
+def build_ivf(
+    ids: np.ndarray, vectors: np.ndarray, target_recall: float, k: int = 10, sample: int = 1000, seed: int = 0, nlist: int | None = None
+):
+    """(a filled IVF index, its Approximation) for these vectors; runs outside any lock
+    (`nlist` None: `cluster_count`'s choice; another is for benchmarks comparing them)."""
     started = time.perf_counter()
-    nlist = cluster_count(len(vectors))
+    nlist = nlist or cluster_count(len(vectors))
     ivf = train_ivf(vectors, nlist)
     ivf.add_with_ids(vectors, ids)
     queries = vectors[np.random.default_rng(seed).choice(len(vectors), min(sample, len(vectors)), replace=False)]
