@@ -27,10 +27,12 @@ from distractors import distractors, real_edits
 from index.ivf_build import build_ivf
 from index.store import EditStore
 from serac import SERAC
+from serac.serac.config import SERACConfig
 from serac.serac.encoder_backends import ENCODER_BACKENDS, inference_encoder
 from serac.serac.scope_classifier import ScopeClassifier
 
 CHUNK = 5000
+TOP_K = SERACConfig.top_k  # the router's default: the candidates its cross-encoder re-scores
 
 
 def cached_embeddings(texts: list[str], encode, folder: Path, name: str) -> np.ndarray:
@@ -68,9 +70,8 @@ def stored_run(run_dir: Path, records: list, count: int) -> tuple[np.ndarray, np
     return vectors, queries, [row_of_prompt[record.prompt] for record in asked]
 
 
-def timed_search(index, queries: np.ndarray, params=None, k: int = 5) -> tuple[np.ndarray, float, float]:
-    """(ids of the k nearest vectors [n, k], wall ms per query, CPU ms per query), one query at a time
-    (k = 5: the router's default top_k, the candidates its cross-encoder re-scores)."""
+def timed_search(index, queries: np.ndarray, params=None, k: int = TOP_K) -> tuple[np.ndarray, float, float]:
+    """(ids of the k nearest vectors [n, k], wall ms per query, CPU ms per query), one query at a time."""
     found = np.empty((len(queries), k), np.int64)
     wall, cpu = time.perf_counter(), time.thread_time()
     for i in range(len(queries)):
@@ -80,7 +81,7 @@ def timed_search(index, queries: np.ndarray, params=None, k: int = 5) -> tuple[n
 
 
 def row(found: np.ndarray, truth: np.ndarray, own: np.ndarray) -> str:
-    """Table cells: recall@1 against exact search, the exact nearest among the 5 found, own edit first."""
+    """Table cells: recall@1 against exact search, the exact nearest among the TOP_K found, own edit first."""
     return f"{np.mean(found[:, 0] == truth):.3f} | {np.mean((found == truth[:, None]).any(axis=1)):.3f} | {np.mean(found[:, 0] == own):.3f}"
 
 
@@ -132,7 +133,7 @@ def main() -> None:
     truth = found[:, 0]
     source = f"the memory of {arguments.run_dir}" if arguments.run_dir else f"{arguments.encoder_backend} embeddings"
     print(f"{len(vectors):,} stored, {len(queries):,} paraphrase queries ({source})")
-    print("| index | built with | search setting | build s | ms/query | CPU ms/query | recall@1 vs exact | exact nearest in top 5 | own edit first |")
+    print(f"| index | built with | search setting | build s | ms/query | CPU ms/query | recall@1 vs exact | exact nearest in top {TOP_K} | own edit first |")
     print("|---|---|---|---|---|---|---|---|---|")
     own = np.array(answered)
     print(f"| exact | - | - | 0.0 | {wall:.2f} | {cpu:.2f} | {row(found, truth, own)} |")

@@ -124,7 +124,7 @@ def main() -> None:
         cosine = (found * vectors[arguments.backends[0]]).sum(1)
         print(f"| {backend} | {cosine.min():.5f} | {cosine.mean():.5f} |")
 
-    if arguments.probe_records == 0:  # throughput only
+    if arguments.probe_records == 0:  # no routing
         for editor in editors.values():
             editor.close()
         return
