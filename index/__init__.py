@@ -3,7 +3,7 @@
 It knows nothing of language models: vectors are computed elsewhere and passed in.
 """
 
-from index.config import INDEX_KINDS, IndexKind, MemoryConfig
+from index.config import INDEX_KINDS, IVF_STORAGES, IndexKind, MemoryConfig
 from index.errors import (
     EditMemoryError,
     EditNotFoundError,
@@ -20,6 +20,7 @@ from index.vectors import VectorIndex
 
 __all__ = [
     "INDEX_KINDS",
+    "IVF_STORAGES",
     "Edit",
     "EditMemory",
     "EditMemoryError",

@@ -7,6 +7,8 @@ from index.validation import check_positive_int
 
 IndexKind = Literal["flat", "hnsw", "ivf", "flat_l2", "auto"]
 INDEX_KINDS: tuple[str, ...] = get_args(IndexKind)
+IvfStorage = Literal["sq8", "flat"]
+IVF_STORAGES: tuple[str, ...] = get_args(IvfStorage)
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,12 @@ class MemoryConfig:
                   the smallest that reaches `target_recall` (recall@1 against exact search,
                   measured on a sample of the stored vectors, which real queries find
                   harder: see index/ivf_build.py) and reported by EditMemory.info().
+    ivf_storage:      "auto": how its IVF index holds the vectors. "sq8" (default): 8 bits a
+                      dimension, a quarter of float32's memory and faster to scan (8.9 against
+                      14.7 ms of CPU per query at 10^6 edits, the same top-5 candidates for
+                      0.997 of real queries, benchmarks/scale/README.md); search scores are then
+                      approximate inner products. "flat": float32, exact scores. A memory keeps
+                      the structure it was saved with until its next build.
     hnsw_m:           graph neighbours per node; more is slower to build, better recall.
     hnsw_ef_construction: candidate list size while building the graph.
     ef_search:        candidate list size while searching HNSW.
@@ -54,6 +62,7 @@ class MemoryConfig:
     # 50k edits: exact search costs ~6 ms of CPU there (benchmarks/memory), under 1% of an answer.
     auto_threshold: int = 50_000
     target_recall: float = 0.99
+    ivf_storage: IvfStorage = "sq8"
     retrain_growth: float = 2.0
     max_text_chars: int = 10_000
     flush_every: int = 10_000
@@ -63,6 +72,8 @@ class MemoryConfig:
             raise ValueError(f"MemoryConfig.index_kind must be one of {INDEX_KINDS}, got {self.index_kind!r}")
         for name in ("hnsw_m", "hnsw_ef_construction", "ef_search", "ivf_nlist", "nprobe", "auto_threshold", "max_text_chars"):
             check_positive_int(getattr(self, name), f"MemoryConfig.{name}")
+        if self.ivf_storage not in IVF_STORAGES:
+            raise ValueError(f"MemoryConfig.ivf_storage must be one of {IVF_STORAGES}, got {self.ivf_storage!r}")
         if isinstance(self.target_recall, bool) or not isinstance(self.target_recall, (int, float)) or not 0 < self.target_recall <= 1:
             raise ValueError(f"MemoryConfig.target_recall must be a number in (0, 1], got {self.target_recall!r}")
         if isinstance(self.retrain_growth, bool) or not isinstance(self.retrain_growth, (int, float)) or not self.retrain_growth > 1:

@@ -8,9 +8,10 @@ A memory is a folder:
   memory.lock    held while the folder is open (see folder_lock.py).
 
 An "auto" memory searches exactly until it holds `auto_threshold` edits, then trains an
-IVF index in a background thread (ivf_build.py) from a snapshot of its vectors; searches
-and changes go on meanwhile on the exact index, and the trained index is put in place,
-with the changes made since the snapshot replayed into it, in one step under the lock.
+IVF index in a background thread (ivf_build.py) from the vectors in its store (float32,
+whatever the index holds); searches and changes go on meanwhile on the index in place, and
+the trained index is put in place, with the changes made since the build started replayed
+into it, in one step under the lock.
 Nothing half-built is ever searched or saved: flush() writes whichever index is in place.
 A build still running when the memory closes is dropped (the next open starts it again).
 
@@ -46,6 +47,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+
 from index.config import MemoryConfig
 from index.errors import IndexFileError, NotAnEditMemoryError
 from index.folder_lock import FolderLock
@@ -58,7 +61,7 @@ from index.index_file import (
     save_index_files,
     write_manifest,
 )
-from index.ivf_build import build_ivf
+from index.ivf_build import build_ivf, hits_to_rescore, rescore
 from index.store import Edit, EditStore, StoreState
 from index.validation import as_query_matrix, as_vector, as_vector_matrix
 from index.vectors import VectorIndex
@@ -246,18 +249,20 @@ class EditMemory:
         if size < self.config.auto_threshold or (trained is not None and size < self.config.retrain_growth * trained.vectors):
             return
         source = self._index
-        ids, vectors = source.snapshot()
-        self._build = threading.Thread(
-            target=self._build_in_background, args=(source, ids, vectors), name=f"index build for {self.path}", daemon=True
-        )
+        source.record_changes()
+        self._build = threading.Thread(target=self._build_in_background, args=(source,), name=f"index build for {self.path}", daemon=True)
         self._build.start()
 
-    def _build_in_background(self, source: VectorIndex, ids: Any, vectors: Any) -> None:
+    def _build_in_background(self, source: VectorIndex) -> None:
         try:
-            built, approximation = build_ivf(ids, vectors, self.config.target_recall)
-        except Exception as error:  # noqa: BLE001 - the exact index keeps serving; reported by info()
-            logger.exception("Could not build the approximate index of %s; searching exactly", self.path)
+            # From the store, not the index: an 8-bit index no longer holds the exact vectors.
+            ids, vectors = self._stored_vectors()
+            built, approximation = build_ivf(ids, vectors, self.config.target_recall, storage=self.config.ivf_storage)
+        except Exception as error:  # noqa: BLE001 - the index in place keeps serving; reported by info()
             with self._lock:
+                if self._folder_lock.is_released or self._index is not source:
+                    return  # closed or cleared while reading: nothing went wrong
+                logger.exception("Could not build the approximate index of %s; searching as before", self.path)
                 self._build_error = f"{type(error).__name__}: {error}"
             return
         with self._lock:
@@ -266,6 +271,13 @@ class EditMemory:
             source.install(built, approximation)
             self._index_changed_since_save = True
         logger.info("%s now searches an IVF index: %s", self.path, approximation)
+
+    def _stored_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, float32 vectors) of every edit in the store, read in batches without holding the lock."""
+        batches = list(self._store.iter_vectors())
+        if not batches:
+            return np.empty(0, np.int64), np.empty((0, self.dim), np.float32)
+        return np.concatenate([ids for ids, _ in batches]), np.concatenate([vectors for _, vectors in batches])
 
     @property
     def is_building_index(self) -> bool:
@@ -349,12 +361,22 @@ class EditMemory:
         """
         queries = as_query_matrix(query_vectors, self.dim)
         with self._lock:
-            scores, ids = self._index.search(queries, k)
+            approximate = self._index.scores_are_approximate
+            scores, ids = self._index.search(queries, hits_to_rescore(k, approximate))
+            if approximate:
+                scores, ids = self._rescored(queries, ids, k)
             edits = self._store.get_many(ids[ids >= 0].tolist())
         return [
             [Hit.of(edits[edit_id], score) for score, edit_id in zip(row_scores.tolist(), row_ids.tolist()) if edit_id >= 0]
             for row_scores, row_ids in zip(scores, ids)
         ]
+
+    def _rescored(self, queries: np.ndarray, found_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k best hits of an 8-bit index by exact score, from the float32 vectors in the store."""
+        stored = self._store.vectors_of(found_ids[found_ids >= 0].tolist())
+        missing = np.zeros(self.dim, np.float32)
+        found_vectors = np.array([[stored.get(edit_id, missing) for edit_id in row] for row in found_ids.tolist()], np.float32)
+        return rescore(queries, found_ids, found_vectors.reshape(*found_ids.shape, self.dim), k)
 
     def flush(self) -> None:
         """Write the index files so the next open need not rebuild; edits are durable without it."""

@@ -336,6 +336,18 @@ class EditStore:
                     edits[row[0]] = _edit_from_row(row)
         return edits
 
+    def vectors_of(self, edit_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The float32 vectors of the edits with these ids, by id; ids with no edit are left out."""
+        unique_ids = sorted({check_edit_id(edit_id) for edit_id in edit_ids})
+        vectors: dict[int, np.ndarray] = {}
+        with self._reading() as connection:
+            for start in range(0, len(unique_ids), _MAX_SQL_PARAMETERS):
+                chunk = unique_ids[start : start + _MAX_SQL_PARAMETERS]
+                placeholders = ", ".join("?" * len(chunk))
+                for edit_id, blob in connection.execute(f"SELECT id, vector FROM edits WHERE id IN ({placeholders})", chunk):
+                    vectors[edit_id] = np.frombuffer(blob, dtype=np.float32)
+        return vectors
+
     def list(self) -> list[Edit]:
         """Every edit, oldest first."""
         with self._reading() as connection:

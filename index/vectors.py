@@ -10,13 +10,16 @@ Kinds (MemoryConfig.index_kind) and how each keeps ids stable under removal:
   ivf            exact IndexIDMap2(IndexFlatIP) until there are 39 vectors per cluster
                  to train on, then IndexIVFFlat, which keeps ids itself (IndexIDMap over
                  IVF mislabels vectors after a removal, so it is not wrapped).
-  auto           exact IndexIDMap2(IndexFlatIP) while small; an IndexIVFFlat built from
-                 a snapshot elsewhere (EditMemory trains it in a background thread, see
-                 ivf_build.py) is put in place with `install`, which first replays the
-                 changes made since the snapshot. Its nprobe is the one the build chose.
+  auto           exact IndexIDMap2(IndexFlatIP) while small; an IVF index (IndexIVFFlat, or
+                 IndexIVFScalarQuantizer with MemoryConfig.ivf_storage "sq8") built
+                 elsewhere (EditMemory trains it in a background thread from the store's
+                 vectors, see ivf_build.py) is put in place with `install`, which first
+                 replays the changes made since `record_changes`. Its nprobe is the one the
+                 build chose; with 8-bit storage its scores are approximate.
 
 Search returns (scores, ids) of shape (n_queries, k): inner products (larger is closer)
-or, for flat_l2, squared L2 distances (smaller is closer). When fewer than k vectors are
+or, for flat_l2, squared L2 distances (smaller is closer); an 8-bit index's are approximate
+(EditMemory asks it for more hits and re-scores them from its store). When fewer than k vectors are
 found the row is padded with id -1 and score -inf (+inf for flat_l2).
 
 A VectorIndex is not thread-safe on its own; EditMemory serialises access to it.
@@ -34,14 +37,17 @@ import numpy as np
 from index.config import MemoryConfig
 from index.errors import IndexFileError, InvalidEditError
 from index.gpu import copy_to_gpu, gpu_search_available
-from index.ivf_build import IVF_MIN_POINTS_PER_LIST, Approximation, train_ivf
+from index.ivf_build import IVF_MIN_POINTS_PER_LIST, Approximation, scores_are_approximate, train_ivf
 from index.safe_files import staged_file
 from index.validation import as_id_array, as_vector_matrix, check_positive_int
 
 _TOMBSTONE = -1
 _MAX_TOMBSTONE_FRACTION = 0.25
 _LIVE_LABELS = faiss.IDSelectorRange(0, np.iinfo(np.int64).max)
-_TRAINED_IVF_STRUCTURE = (("IndexIVFFlat", faiss.METRIC_INNER_PRODUCT),)
+_TRAINED_IVF_STRUCTURES = {
+    "ivf": [(("IndexIVFFlat", faiss.METRIC_INNER_PRODUCT),)],
+    "auto": [(("IndexIVFFlat", faiss.METRIC_INNER_PRODUCT),), (("IndexIVFScalarQuantizer", faiss.METRIC_INNER_PRODUCT),)],
+}
 
 
 def _structure(index: faiss.Index) -> tuple[tuple[str, int], ...]:
@@ -62,8 +68,8 @@ class VectorIndex:
         self._index = self._new_index()
         self._tombstones = 0
         self.approximation: Approximation | None = None  # "auto": what the installed IVF index measured
-        # "auto": changes made since the snapshot a background build started from, replayed by install().
-        self._changes_since_snapshot: list[tuple[str, np.ndarray, np.ndarray | None]] | None = None
+        # "auto": changes made since a background build started reading the vectors, replayed by install().
+        self._changes_since_recording: list[tuple[str, np.ndarray, np.ndarray | None]] | None = None
         # Exact search is the one that gains much from a GPU; the CPU index stays the
         # one that is changed and saved, since GPU flat indexes cannot remove ids.
         self.uses_gpu = self.kind in ("flat", "flat_l2") and gpu_search_available()
@@ -76,7 +82,12 @@ class VectorIndex:
     @property
     def is_trained(self) -> bool:
         """False only for an "ivf" or "auto" index still searching exactly."""
-        return self.kind not in ("ivf", "auto") or isinstance(self._index, faiss.IndexIVFFlat)
+        return self.kind not in ("ivf", "auto") or isinstance(self._index, faiss.IndexIVF)
+
+    @property
+    def scores_are_approximate(self) -> bool:
+        """True for an 8-bit IVF index: its scores and their order are approximate (see `search`)."""
+        return scores_are_approximate(self._index)
 
     def _new_index(self) -> faiss.Index:
         if self.kind == "flat_l2":
@@ -101,8 +112,8 @@ class VectorIndex:
             self._switch_to_ivf(ids, vectors)
         else:
             self._index.add_with_ids(vectors, ids)
-        if self._changes_since_snapshot is not None:
-            self._changes_since_snapshot.append(("add", ids.copy(), vectors.copy()))
+        if self._changes_since_recording is not None:
+            self._changes_since_recording.append(("add", ids.copy(), vectors.copy()))
         self._gpu_copy = None
 
     def _switch_to_ivf(self, new_ids: np.ndarray, new_vectors: np.ndarray) -> None:
@@ -113,32 +124,30 @@ class VectorIndex:
         ivf.add_with_ids(vectors, ids)
         self._index = ivf
 
-    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of everything in an "auto" index, copied; changes from now on are
-        kept until `install` replays them (or a later snapshot starts over)."""
+    def record_changes(self) -> None:
+        """Keep every change from now on, for `install` to replay onto an index built from the
+        vectors as they are now or later ("auto": the build reads them from the store meanwhile)."""
         if self.kind != "auto":
-            raise ValueError(f"snapshot() is for index_kind 'auto', not {self.kind!r}")
-        if self.is_trained:
-            ids, vectors = _ivf_contents(self._index)
-        else:
-            ids = faiss.vector_to_array(self._index.id_map).copy()
-            vectors = self._index.index.reconstruct_n(0, self._index.ntotal)
-        self._changes_since_snapshot = []
-        return ids, vectors
+            raise ValueError(f"record_changes() is for index_kind 'auto', not {self.kind!r}")
+        self._changes_since_recording = []
 
-    def install(self, built: faiss.IndexIVFFlat, approximation: Approximation) -> None:
-        """Search with `built` (made from the last snapshot) from now on, after applying to it
-        every change made since that snapshot."""
-        if self._changes_since_snapshot is None:
-            raise ValueError("install() needs a snapshot() first")
-        for change, ids, vectors in self._changes_since_snapshot:
+    def install(self, built: faiss.IndexIVF, approximation: Approximation) -> None:
+        """Search with `built` from now on, after applying to it every change made since
+        `record_changes`. The build may have read some of those changes already (it reads while
+        they happen), so the ids they added are first taken out of it: replaying is then exact."""
+        if self._changes_since_recording is None:
+            raise ValueError("install() needs record_changes() first")
+        added = [ids for change, ids, _ in self._changes_since_recording if change == "add"]
+        if added:
+            built.remove_ids(np.concatenate(added))
+        for change, ids, vectors in self._changes_since_recording:
             if change == "add":
                 built.add_with_ids(vectors, ids)
             else:
                 built.remove_ids(ids)
         self._index = built
         self.approximation = approximation
-        self._changes_since_snapshot = None
+        self._changes_since_recording = None
         self._gpu_copy = None
 
     def remove(self, ids: Any) -> int:
@@ -148,8 +157,8 @@ class VectorIndex:
             removed = self._tombstone(ids)
         else:
             removed = self._index.remove_ids(ids)
-        if self._changes_since_snapshot is not None:
-            self._changes_since_snapshot.append(("remove", ids.copy(), None))
+        if self._changes_since_recording is not None:
+            self._changes_since_recording.append(("remove", ids.copy(), None))
         self._gpu_copy = None
         return int(removed)
 
@@ -229,9 +238,7 @@ class VectorIndex:
         except RuntimeError as error:
             raise IndexFileError(f"faiss cannot read {path}: {error}") from error
         vector_index = cls(dim, config)
-        expected = [_structure(vector_index._index)]
-        if config.index_kind in ("ivf", "auto"):
-            expected.append(_TRAINED_IVF_STRUCTURE)
+        expected = [_structure(vector_index._index), *_TRAINED_IVF_STRUCTURES.get(config.index_kind, [])]
         if loaded.d != dim or _structure(loaded) not in expected:
             raise IndexFileError(
                 f"{path} holds an index {' over '.join(name for name, _ in _structure(loaded))} of dim {loaded.d}, "
@@ -245,19 +252,3 @@ class VectorIndex:
         if config.index_kind == "hnsw":
             vector_index._tombstones = int((vector_index._hnsw_labels() == _TOMBSTONE).sum())
         return vector_index
-
-
-def _ivf_contents(ivf: faiss.IndexIVFFlat) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) stored in an IVFFlat index, list by list (its codes are the raw float32 vectors)."""
-    lists = ivf.invlists
-    ids, vectors = [], []
-    for number in range(ivf.nlist):
-        size = lists.list_size(number)
-        if size == 0:
-            continue
-        ids.append(faiss.rev_swig_ptr(lists.get_ids(number), size).copy())
-        codes = faiss.rev_swig_ptr(lists.get_codes(number), size * ivf.code_size)
-        vectors.append(np.frombuffer(codes, dtype=np.float32).reshape(size, ivf.d).copy())
-    if not ids:
-        return np.empty(0, np.int64), np.empty((0, ivf.d), np.float32)
-    return np.concatenate(ids), np.concatenate(vectors)

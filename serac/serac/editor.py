@@ -52,7 +52,7 @@ class SERAC(MemoryEditor):
         self.counterfactual = counterfactual
         self.classifier = classifier.eval()
         classifier.use_fast_encoder(inference_encoder(classifier.embedder, config.encoder_backend))
-        self.open_memory(memory_path, classifier.dim, classifier.fingerprint(), MemoryConfig(index_kind=config.index_kind))
+        self.open_memory(memory_path, classifier.dim, classifier.fingerprint(), MemoryConfig(index_kind=config.index_kind, ivf_storage=config.ivf_storage))
         self.router = Router(classifier, self.memory, config)
 
     @classmethod

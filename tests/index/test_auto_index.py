@@ -135,3 +135,68 @@ def test_an_exact_and_an_approximate_search_agree_on_paraphrase_like_queries(ope
     found = [row[0].id for row in memory.search(noisy, k=1)]
     assert np.mean(np.array(found) == np.array(ids)) >= 0.95
 
+
+
+def test_an_eight_bit_index_returns_exact_scores_in_exact_order(open_memory, unit_vectors, add_numbered):
+    memory = open_memory(AUTO)  # ivf_storage "sq8", the default
+    vectors = unit_vectors(800)
+    ids = add_numbered(memory, vectors)
+    assert memory.wait_for_index_build(timeout=60)
+    assert memory.info()["approximation"]["storage"] == "sq8"
+    queries = unit_vectors(20, seed=1)
+    for query, hits in zip(queries, memory.search(queries, k=5)):
+        exact = [float(vectors[ids.index(hit.id)] @ query) for hit in hits]
+        assert [hit.score for hit in hits] == pytest.approx(exact, abs=1e-6)  # from the store's float32 vectors
+        assert exact == sorted(exact, reverse=True)
+
+
+def test_a_rebuild_reads_the_exact_vectors_from_the_store_not_the_8_bit_codes(open_memory, unit_vectors, add_numbered, monkeypatch):
+    built_from = []
+    real_build = index.memory.build_ivf
+    monkeypatch.setattr(index.memory, "build_ivf", lambda ids, vectors, *a, **k: (built_from.append(vectors), real_build(ids, vectors, *a, **k))[1])
+    memory = open_memory(AUTO)
+    vectors = unit_vectors(800)
+    add_numbered(memory, vectors[:400])
+    assert memory.wait_for_index_build(timeout=60)
+    memory.add_many(["p"] * 400, ["t"] * 400, vectors[400:])
+    assert memory.wait_for_index_build(timeout=60)
+    assert len(built_from) == 2 and memory.info()["approximation"]["vectors"] == 800
+    np.testing.assert_array_equal(built_from[1], vectors)
+
+
+def test_changes_the_build_has_read_already_are_not_stored_twice(open_memory, unit_vectors, add_numbered, monkeypatch):
+    # The build reads the store while adds go on: a vector added meanwhile may be both in what it
+    # read and in the changes replayed at install, and must end up in the index once.
+    release = threading.Event()
+    real_read = index.memory.EditMemory._stored_vectors
+    monkeypatch.setattr(index.memory.EditMemory, "_stored_vectors", lambda self: (release.wait(30), real_read(self))[1])
+    memory = open_memory(AUTO)
+    vectors = unit_vectors(700)
+    ids = add_numbered(memory, vectors[:400])
+    ids += memory.add_many(["later"] * 300, ["t"] * 300, vectors[400:])
+    memory.remove(ids[-1])
+    release.set()
+    assert memory.wait_for_index_build(timeout=60)
+    assert memory.info()["search"] == "ivf" and len(memory._index) == 699
+    hits = memory.search(vectors[400:410], k=2)
+    assert [row[0].id for row in hits] == ids[400:410]
+    assert all(row[0].id != row[1].id for row in hits)
+    assert all(hit.id != ids[-1] for row in memory.search(vectors[-1:], k=5) for hit in row)
+
+
+def test_a_memory_saved_with_a_float32_ivf_index_opens_as_it_is_under_the_8_bit_default(open_memory, unit_vectors, add_numbered, memory_path, caplog):
+    memory = open_memory(MemoryConfig(index_kind="auto", auto_threshold=400, flush_every=0, ivf_storage="flat"))
+    vectors = unit_vectors(500)
+    ids = add_numbered(memory, vectors)
+    assert memory.wait_for_index_build(timeout=60)
+    memory.close()
+    written = (memory_path / INDEX_FILE).stat().st_mtime_ns
+    reopened = open_memory(AUTO)
+    assert reopened.info()["approximation"]["storage"] == "flat" and not reopened.is_building_index
+    assert _ids_found_by_own_vector(reopened, ids, vectors)
+    assert (memory_path / INDEX_FILE).stat().st_mtime_ns == written and "Rebuilding" not in caplog.text
+
+
+def test_an_unknown_storage_is_refused():
+    with pytest.raises(ValueError, match="ivf_storage"):
+        MemoryConfig(index_kind="auto", ivf_storage="pq")

@@ -16,10 +16,12 @@ def make_index(kind: str) -> VectorIndex:
     return VectorIndex(DIM, MemoryConfig(index_kind=kind, **SMALL_IVF))
 
 
-def train_if_auto(vector_index: VectorIndex) -> None:
-    """An "auto" index is trained from a snapshot and installed, as EditMemory does in the background."""
+def train_if_auto(vector_index: VectorIndex, ids, vectors) -> None:
+    """An "auto" index is trained on the vectors (EditMemory reads them from its store in the
+    background) and installed."""
     if vector_index.kind == "auto":
-        vector_index.install(*build_ivf(*vector_index.snapshot(), target_recall=0.99))
+        vector_index.record_changes()
+        vector_index.install(*build_ivf(np.asarray(ids), vectors, target_recall=0.99, storage=vector_index.config.ivf_storage))
 
 
 @pytest.mark.parametrize("kind", INDEX_KINDS)
@@ -29,7 +31,7 @@ def test_add_search_remove_update(kind, unit_vectors):
     vector_index = make_index(kind)
     vector_index.add(ids[:1000], vectors[:1000])
     vector_index.add(ids[1000:], vectors[1000:])
-    train_if_auto(vector_index)
+    train_if_auto(vector_index, ids, vectors)
     assert len(vector_index) == 3000 and vector_index.is_trained
     _, found = vector_index.search(vectors[:5], k=1)
     assert found[:, 0].tolist() == ids[:5].tolist()
@@ -120,7 +122,7 @@ def test_save_and_load_round_trip(kind, tmp_path, unit_vectors):
     vectors = unit_vectors(2000)
     vector_index = make_index(kind)
     vector_index.add(np.arange(2000) * 3, vectors)
-    train_if_auto(vector_index)
+    train_if_auto(vector_index, np.arange(2000) * 3, vectors)
     vector_index.save(tmp_path / "vectors.faiss")
     loaded = VectorIndex.load(tmp_path / "vectors.faiss", DIM, vector_index.config, vector_index.approximation)
     assert len(loaded) == 2000 and loaded.is_trained == vector_index.is_trained
@@ -138,7 +140,7 @@ def test_load_refuses_truncated_files_and_other_kinds(tmp_path, unit_vectors):
         VectorIndex.load(path, 32, MemoryConfig())
     trained = make_index("auto")
     trained.add(np.arange(2000), unit_vectors(2000))
-    train_if_auto(trained)
+    train_if_auto(trained, np.arange(2000), unit_vectors(2000))
     trained.save(path)
     with pytest.raises(IndexFileError, match="no measurements"):
         VectorIndex.load(path, DIM, trained.config)

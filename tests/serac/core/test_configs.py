@@ -7,6 +7,7 @@ from hydra import compose, initialize_config_dir
 
 from serac.core.registry import editor_names
 from serac.core.train_config import TrainConfig
+from serac.serac.config import SERACConfig
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 PRESETS = sorted(path.stem for path in (CONFIGS / "alg").glob("*.yaml"))
@@ -47,3 +48,14 @@ def test_the_counterfact_presets_add_relation_negatives_to_the_quick_and_full_sc
     assert quick.relation_negatives_per_edit == 0 and counterfact_quick.relation_negatives_per_edit > 0
     assert counterfact_quick.classifier_training == quick.classifier_training
     assert counterfact_full.classifier_training == full.classifier_training and counterfact_full.relation_negatives_per_edit > 0
+
+
+@pytest.mark.parametrize("preset", [preset for preset in PRESETS if preset.startswith("serac")])
+def test_the_serac_presets_route_and_encode_with_the_editor_s_defaults(preset):
+    # A preset that pins an inference setting hides a better default from every editor it trains
+    # (serac.yaml kept encoder_backend "torch" after SERACConfig's default became "auto").
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
+        settings = compose("train", overrides=[f"alg={preset}"]).alg.serac
+    defaults = SERACConfig()
+    for name in ("encoder_backend", "index_kind", "ivf_storage", "top_k", "rerank", "retrieval", "conflicts", "conflict_margin"):
+        assert settings.get(name, getattr(defaults, name)) == getattr(defaults, name), name
