@@ -13,6 +13,7 @@ Batched: one `add_edits` call is one MEMIT batch (thousands at once work: the so
 paper are those of ROME's value step (see `mend.rome.editor`'s docstring, shared core steps).
 """
 
+import time
 from typing import ClassVar
 
 import torch
@@ -32,6 +33,9 @@ class MEMITEditor(KeyValueEditor):
 
     name: ClassVar[str] = "memit"
     config_class: ClassVar[type[MEMITConfig]] = MEMITConfig
+    # How long each z read back from the value cache in the last batch took to optimise when it was
+    # found (None: stored without its time), for timing a batch resumed across runs.
+    reused_value_seconds: list[float | None] | tuple = ()
 
     def edited_module_names(self) -> list[str]:
         model, config = self.language_model.model, self.config
@@ -59,6 +63,7 @@ class MEMITEditor(KeyValueEditor):
         second_moments = self.second_moments()
         initial = self._mean_at_subject(top, edits, read="output")
         cache = self._value_cache(top)
+        self.reused_value_seconds = []
         targets = torch.stack([
             self._value(edit, start, top, cache)
             for edit, start in tqdm(list(zip(edits, initial)), desc="MEMIT values z", unit="edit", disable=len(edits) == 1)
@@ -79,13 +84,15 @@ class MEMITEditor(KeyValueEditor):
     def _value(self, edit: EditContext, start: torch.Tensor, top: str, cache: ValueCache | None) -> torch.Tensor:
         """z for one edit: optimised, or read back from the value cache of an interrupted batch."""
         path = cache.path(edit.prompts, edit.positions, edit.request.target, edit.kl_prompts, edit.kl_positions) if cache else None
-        value = cache.get(path, start.numel()) if cache else None
-        if value is not None:
-            return value.to(start)
+        cached = cache.get(path, start.numel()) if cache else None
+        if cached is not None:
+            self.reused_value_seconds.append(cached.seconds)
+            return cached.z.to(start)
+        started = time.perf_counter()
         value = optimise_value(
             self.language_model, top, edit.prompts, edit.positions, edit.request.target,
             edit.kl_prompts, edit.kl_positions, start, self.config.value_settings(),
         )
         if cache:
-            cache.put(path, value)
+            cache.put(path, value, time.perf_counter() - started)
         return value

@@ -7,22 +7,30 @@ set, every z is written as soon as it is found, keyed by everything it depends o
 the edited weights as they were before the batch, the edit's prompts, target and subject
 positions, the optimisation settings), so re-running the same batch reuses each finished z
 and a changed model or setting never picks up a stale one. A file that cannot be read is
-recomputed and replaced.
+recomputed and replaced. Each file also records how long its z took to optimise, so a batch
+finished across several runs can still be timed (benchmarks/rome/bench_edit_speed.py).
 """
 
 import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from serac.core.edit_values import ValueSettings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CachedValue:
+    z: torch.Tensor
+    seconds: float | None  # how long optimising it took (None: a file written before this was kept)
 
 
 class ValueCache:
@@ -39,20 +47,22 @@ class ValueCache:
         key = json.dumps([self._context, prompts, positions, target, kl_prompts, kl_positions])
         return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()}.safetensors"
 
-    def get(self, path: Path, dim: int) -> torch.Tensor | None:
+    def get(self, path: Path, dim: int) -> CachedValue | None:
         if not path.exists():
             return None
         try:
-            value = load_file(path)["z"]
+            with safe_open(path, framework="pt") as stored:
+                value, metadata = stored.get_tensor("z"), stored.metadata() or {}
+            seconds = float(metadata["seconds"]) if "seconds" in metadata else None
         except Exception as error:  # half-written or damaged: find z again
             log.warning("value cache: %s is unreadable (%s); optimising this edit's value again", path, error)
             return None
         if value.shape != (dim,) or not torch.isfinite(value).all():
             log.warning("value cache: %s holds a value of shape %s; optimising it again", path, tuple(value.shape))
             return None
-        return value
+        return CachedValue(value, seconds)
 
-    def put(self, path: Path, value: torch.Tensor) -> None:
+    def put(self, path: Path, value: torch.Tensor, seconds: float) -> None:
         staging = path.with_suffix(".tmp")
-        save_file({"z": value.detach().to("cpu").contiguous()}, staging)
+        save_file({"z": value.detach().to("cpu").contiguous()}, staging, metadata={"seconds": repr(seconds)})
         os.replace(staging, path)  # a crash leaves the old file or none, never half of one

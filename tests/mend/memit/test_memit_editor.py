@@ -3,6 +3,7 @@
 import pytest
 import torch
 from key_value_fixtures import FACTS, cheap_settings, write_tiny_data
+from safetensors.torch import load_file, save_file
 
 from mend.memit import MEMITConfig, MEMITEditor
 from mend.memit.compute_multi_layer_update import layer_residuals, multi_layer_update
@@ -120,3 +121,22 @@ def test_a_batch_that_stopped_reuses_the_values_it_had_found_and_ends_as_an_unin
     other = MEMITConfig(model_name="tiny-llama", layers=[0, 1], value_cache=str(tmp_path / "values"), **settings | {"value_lr": 0.25})
     MEMITEditor(tiny_lm("tiny-llama"), other).add_edits(requests)
     assert len(calls) == len(FACTS)
+
+
+def test_each_cached_value_keeps_its_optimisation_time_for_a_batch_timed_across_runs(tiny_lm, settings, tmp_path):
+    requests = [(prompt, new, subject) for prompt, subject, _, new in FACTS]
+    cached = MEMITConfig(model_name="tiny-llama", layers=[0, 1], value_cache=str(tmp_path / "values"), **settings)
+    first = MEMITEditor(tiny_lm("tiny-llama"), cached)
+    first.add_edits(requests)
+    assert first.reused_value_seconds == []  # every z optimised in this run
+    resumed = MEMITEditor(tiny_lm("tiny-llama"), cached)
+    resumed.add_edits(requests)
+    assert len(resumed.reused_value_seconds) == len(FACTS) and all(seconds > 0 for seconds in resumed.reused_value_seconds)
+
+    # A value stored before times were kept is still reused, its time unknown.
+    path = next(iter((tmp_path / "values").glob("*.safetensors")))
+    save_file(load_file(path), path)
+    again = MEMITEditor(tiny_lm("tiny-llama"), cached)
+    again.add_edits(requests)
+    assert sorted(again.reused_value_seconds, key=lambda seconds: seconds is not None)[0] is None
+    assert sum(seconds is None for seconds in again.reused_value_seconds) == 1
