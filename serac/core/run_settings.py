@@ -37,10 +37,12 @@ def run_settings(config: TrainConfig, train_items: Sequence, val_items: Sequence
 
 
 def changed_settings(saved: dict, current: dict) -> list[str]:
-    """Dotted names of the settings that differ, e.g. ["lr: 0.0001 -> 0.0003", "run.alg.rank"]."""
+    """Dotted names of the settings that differ, e.g. ["lr: 0.0001 -> 0.0003", "run.alg.rank"].
+    A setting the saved run recorded that the current code no longer compares (a method found it
+    does not shape training) is not a difference; one the saved run lacks is."""
     saved_flat, current_flat = _flatten(saved), _flatten(current)
     changes = []
-    for name in sorted(saved_flat.keys() | current_flat.keys()):
+    for name in sorted(current_flat.keys()):
         before, after = saved_flat.get(name, "<unset>"), current_flat.get(name, "<unset>")
         if before != after:
             changes.append(f"{name} (the data differ)" if name.endswith("_items") else f"{name}: {before!r} -> {after!r}")

@@ -26,6 +26,12 @@ class SERACConfig:
     renamed_fields: ClassVar[dict[str, str]] = {"base_model": "model_name"}
     # Editors saved before a setting existed load with the value it had then, not today's default.
     saved_before_field: ClassVar[dict[str, object]] = {"encoder_backend": "torch"}
+    # Settings of routing and inference only: training does not read them, so a training run
+    # resumes whatever they are (serac.serac.train leaves them out of the run's identity).
+    inference_settings: ClassVar[tuple[str, ...]] = (
+        "top_k", "threshold", "embedding_floor", "rerank", "retrieval", "conflicts", "conflict_margin",
+        "index_kind", "ivf_storage", "encoder_backend", "max_new_tokens",
+    )
 
     model_name: str = "smollm2-135m"  # the frozen base model
     # The counterfactual model starts from these weights (None: the base model's; a trained
@@ -37,6 +43,11 @@ class SERACConfig:
     # re-scores them, and a query is in scope when the best probability reaches `threshold` (a float in [0, 1]).
     top_k: int = 5
     threshold: float = 0.5
+    # A candidate whose embedding cosine to the query is below this is out of scope without the
+    # cross-encoder (a query with no candidate left costs one embedding and one search). Calibrated
+    # with the threshold: under the lowest cosine of any held-out rephrase to its own edit, less a
+    # margin (serac.serac.calibration). None: every candidate is re-scored.
+    embedding_floor: float | None = None
     rerank: bool = True  # False: route on the embedding score alone
     # "faiss" searches the memory's vector index; "exhaustive" scores every stored edit with
     # the cross-encoder, as the original SERAC did (kept for comparison in benchmarks/).
@@ -71,6 +82,8 @@ class SERACConfig:
         check_choice(self.prompt_format, "SERACConfig.prompt_format", PROMPT_FORMATS)
         check_int(self.top_k, "SERACConfig.top_k", 1, MAX_TOP_K)
         self.threshold = check_real(self.threshold, "SERACConfig.threshold (a probability)", 0.0, 1.0)
+        if self.embedding_floor is not None:
+            self.embedding_floor = check_real(self.embedding_floor, "SERACConfig.embedding_floor (a cosine)", -1.0, 1.0)
         check_bool(self.rerank, "SERACConfig.rerank")
         check_choice(self.retrieval, "SERACConfig.retrieval", ("faiss", "exhaustive"))
         check_choice(self.conflicts, "SERACConfig.conflicts", ("newest", "closest"))

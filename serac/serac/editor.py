@@ -175,7 +175,7 @@ class SERAC(MemoryEditor):
         # accepted and silently ignored).
         fixed = (
             "model_name", "counterfactual_model", "classifier_backbone", "prompt_format", "index_kind",
-            "max_classifier_tokens", "encoder_backend",
+            "max_classifier_tokens", "encoder_backend", "ivf_storage",
         )
         self.config = replace_settings(self.config, changes, fixed)
         self.router.config = self.config

@@ -1,7 +1,8 @@
 """Finds, for each query, the stored edit that covers it (if any).
 
-FAISS proposes the `top_k` nearest edits by embedding; the cross-encoder re-scores those
-candidates; the chosen one routes the query when its probability reaches the threshold.
+FAISS proposes the `top_k` nearest edits by embedding; those under the calibrated embedding
+floor are dropped (out of scope, no cross-encoder); the cross-encoder re-scores the rest; the
+chosen one routes the query when its probability reaches the threshold.
 Several edits can cover one query (a fact edited twice in different words): with
 `conflicts="closest"` the best-scoring one answers; with "newest" the newest edit *of the same
 fact* as the best-scoring one, i.e. a newer candidate whose own prompt the classifier finds in
@@ -76,7 +77,9 @@ class Router:
 
     def _search(self, queries: list[str], vectors: np.ndarray, k: int) -> tuple[list[list[tuple]], list[np.ndarray]]:
         hits = self.memory.search(vectors, k=k)
-        candidates = [[(hit, hit.score) for hit in query_hits] for query_hits in hits]
+        floor = self.config.embedding_floor if self.config.rerank and self.config.embedding_floor is not None else -math.inf
+        # Below the floor a candidate is out of scope without the cross-encoder (an identical prompt never is: cosine 1).
+        candidates = [[(hit, hit.score) for hit in query_hits if hit.score >= floor] for query_hits in hits]
         return candidates, self._logits(queries, candidates)
 
     def _widen_crowded(self, queries, vectors, candidates, logits) -> None:

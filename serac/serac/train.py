@@ -93,8 +93,10 @@ def train_serac(setup: SERACTraining, train_records: list[EditRecord], val_recor
         for records in (train_records, val_records)
     )
     log.info("scope classifier: %d training pairs, %d validation pairs", len(train_pairs), len(val_pairs))
-    # What both phases depend on besides their own loop settings (those are compared apart).
+    # What both phases depend on besides their own loop settings (those are compared apart);
+    # routing settings do not shape training (a run resumes after they change).
     identity = {name: value for name, value in asdict(setup).items() if name not in ("classifier", "counterfactual")}
+    identity["config"] = {name: value for name, value in identity["config"].items() if name not in SERACConfig.inference_settings}
     _train_and_keep_best(ScopeClassifierTraining(classifier), train_pairs, val_pairs, classifier_run, identity)
 
     counterfactual = CounterfactualModel(load_language_model(config.counterfactual_model, device, config.prompt_format))
@@ -105,7 +107,7 @@ def train_serac(setup: SERACTraining, train_records: list[EditRecord], val_recor
     base = load_language_model(config.model_name, device, config.prompt_format)
     editor = SERAC(config, base, counterfactual, classifier)
     calibration = calibrate_threshold(editor, val_records)
-    editor.configure(threshold=calibration.threshold)
+    editor.configure(threshold=calibration.threshold, embedding_floor=calibration.embedding_floor)
     saved = output_dir / "editor"
     editor.save(saved)
     editor.close()

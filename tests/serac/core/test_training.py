@@ -169,6 +169,16 @@ def test_a_checkpoint_written_with_other_settings_is_refused_naming_what_differs
     assert fresh.steps_seen == [1, 2, 3, 4]
 
 
+def test_a_setting_the_saved_run_compared_and_this_code_no_longer_does_is_not_a_difference(tmp_path):
+    settings = dict(max_steps=4, checkpoint_every=2)
+    train(AnswerQuestions(), PAIRS, PAIRS, config(tmp_path, **settings), identity={"rank": 1, "routing": "newest"})
+    again = AnswerQuestions()
+    train(again, PAIRS, PAIRS, config(tmp_path, **settings), identity={"rank": 1})  # "routing" dropped: resumed
+    assert again.steps_seen == []
+    with pytest.raises(CheckpointError, match=r"run.width: '<unset>' -> 8"):  # one the saved run lacks still counts
+        train(AnswerQuestions(), PAIRS, PAIRS, config(tmp_path, **settings), identity={"rank": 1, "width": 8})
+
+
 def test_resume_without_a_checkpoint_starts_from_scratch(tmp_path):
     algorithm = AnswerQuestions()
     result = train(algorithm, PAIRS, PAIRS, config(tmp_path, max_steps=2, resume=True))

@@ -258,3 +258,18 @@ def test_memory_stats_say_how_the_memory_searches(editor):
     stats = editor.memory_stats()
     assert stats["edits"] == 2 and stats["index_kind"] == "auto" and stats["search"] == "exact"
     assert stats["building_index"] is False and stats["approximation"] is None
+
+
+def test_candidates_under_the_embedding_floor_are_out_of_scope_without_the_cross_encoder(editor, monkeypatch):
+    editor.configure(rerank=True, threshold=0.0)  # the cross-encoder finds every candidate in scope
+    edit_id = editor.add_edit(QUESTION, "Jane Austen")
+    scored = []
+    cross_logits = editor.classifier.cross_logits
+    monkeypatch.setattr(editor.classifier, "cross_logits", lambda edits, queries: (scored.extend(queries), cross_logits(edits, queries))[1])
+    assert editor.query(UNRELATED).edit_id == edit_id and scored == [UNRELATED]  # no floor: re-scored, routed
+    scored.clear()
+    editor.configure(embedding_floor=0.999)
+    assert editor.query(UNRELATED).edit_id is None and scored == []  # under the floor: never re-scored
+    assert editor.query(QUESTION).edit_id == edit_id and scored == [QUESTION]  # its own prompt: cosine 1
+    with pytest.raises(ValueError, match="embedding_floor"):
+        editor.configure(embedding_floor=1.5)

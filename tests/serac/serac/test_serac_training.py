@@ -57,6 +57,8 @@ def test_train_serac_saves_a_calibrated_editor_that_loads(tmp_path):
     editor = SERAC.load(saved, device="cpu")
     try:
         assert editor.config.threshold == calibration["threshold"] and 0.0 <= editor.config.threshold <= 1.0
+        assert editor.config.embedding_floor == calibration["embedding_floor"] and -1.0 <= editor.config.embedding_floor < 1.0
+        assert 0.0 <= calibration["out_of_scope_below_floor"] <= 1.0
         assert editor.edit_ids() == []  # calibration edits are not left in the memory
         assert (tmp_path / "scope_classifier" / "metrics.csv").exists()
         assert (tmp_path / "counterfactual" / "best" / "model.safetensors").exists()
@@ -65,6 +67,19 @@ def test_train_serac_saves_a_calibrated_editor_that_loads(tmp_path):
         assert "val/loss" in metrics.split(",")
     finally:
         editor.close()
+
+
+def test_a_training_run_resumes_after_a_routing_setting_changed(tmp_path):
+    records = load_records("zsre", "train", limit=24)
+    train_records, val_records = split_train_validation(records, 0.25, seed=0)
+    checkpointed = FEW_STEPS | {"checkpoint_every": 2}
+    setup = SERACTraining(config=tiny_config(rerank=True), classifier=checkpointed, counterfactual=checkpointed)
+    train_serac(setup, train_records, val_records, tmp_path, device="cpu")
+    metrics = (tmp_path / "scope_classifier" / "metrics.csv").read_text()
+    # Before routing settings were left out of a run's identity, a changed one refused the checkpoint.
+    changed = dataclasses.replace(setup, config=tiny_config(rerank=True, top_k=7, encoder_backend="torch-bf16", ivf_storage="flat"))
+    train_serac(changed, train_records, val_records, tmp_path, device="cpu")
+    assert (tmp_path / "scope_classifier" / "metrics.csv").read_text() == metrics  # resumed: nothing trained again
 
 
 def test_training_cli_runs_with_hydra_overrides(tmp_path):
