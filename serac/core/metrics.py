@@ -126,7 +126,8 @@ def kl_divergence(logprobs_before: torch.Tensor, logprobs_after: torch.Tensor) -
     if logprobs_before.shape != logprobs_after.shape:
         raise ValueError(f"shapes differ: {tuple(logprobs_before.shape)} vs {tuple(logprobs_after.shape)}")
     per_position = (logprobs_before.exp() * (logprobs_before - logprobs_after)).sum(dim=-1)
-    return per_position.mean().item()
+    # KL is never negative; rounding makes it so by ~1e-10 when the two hardly differ.
+    return per_position.clamp(min=0.0).mean().item()
 
 
 # ROME's n-gram orders and weights: trigrams count twice as much as bigrams.
