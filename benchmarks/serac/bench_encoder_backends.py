@@ -17,7 +17,8 @@ prompts to the first backend's (torch by default). Routing: all zsRE dev edits i
 each of the first `--probe-records` records' prompt and rephrases (in scope: routed to an
 edit with the record's target) and its NQ locality question (out of scope: not routed);
 agreement is the share of probes routed exactly as with the torch backend
-(`--probe-records 0`: no routing).
+(`--probe-records 0`: no routing). Route time: one out-of-scope probe routed per call, each
+editor with its cross-encoder on ONNX Runtime (`cross_encoder_backend: onnx`) and on torch.
 """
 
 import argparse
@@ -148,8 +149,28 @@ def main() -> None:
         same = sum((a.in_scope, a.edit_id if a.in_scope else None) == (b.in_scope, b.edit_id if b.in_scope else None) for a, b in pairs)
         drift = max(abs(a.probability - b.probability) for a, b in pairs)
         print(f"| {backend} | {hit:.3f} | {rejected:.3f} | {same / len(pairs):.3f} | {drift:.4f} |")
+    print_route_times(editors, out_of_scope[:20], arguments.repeats)
     for editor in editors.values():
         editor.close()
+
+
+def print_route_times(editors: dict, queries: list[str], repeats: int) -> None:
+    """Median ms of routing one query (embedding, search, cross-encoder over the top_k candidates),
+    each editor with its cross-encoder on ONNX Runtime and on torch, all interleaved."""
+    scorers = {backend: editor.classifier.fast_cross_encoder for backend, editor in editors.items()}
+    times = {(backend, cross): [] for backend in editors for cross in ("onnx", "torch")}
+    for _ in range(repeats):
+        for query in queries:
+            for (backend, cross), samples in times.items():
+                editor = editors[backend]
+                editor.classifier.use_fast_cross_encoder(scorers[backend] if cross == "onnx" else None)
+                started = time.perf_counter()
+                editor.route([query])
+                samples.append(1000 * (time.perf_counter() - started))
+    print(f"\none out-of-scope query routed per call ({len(queries)} queries x {repeats}), median ms:")
+    print("| embedder backend | cross-encoder on ONNX Runtime | cross-encoder on torch |\n|---|---|---|")
+    for backend in editors:
+        print(f"| {backend} | {statistics.median(times[(backend, 'onnx')]):.1f} | {statistics.median(times[(backend, 'torch')]):.1f} |")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from index import INDEX_KINDS, IVF_STORAGES
-from serac.serac.encoder_backends import ENCODER_BACKENDS
+from serac.serac.encoder_backends import CROSS_ENCODER_BACKENDS, ENCODER_BACKENDS
 from serac.core.setting_checks import (
     MAX_CLASSIFIER_TOKENS,
     MAX_NEW_TOKENS,
@@ -30,7 +30,7 @@ class SERACConfig:
     # resumes whatever they are (serac.serac.train leaves them out of the run's identity).
     inference_settings: ClassVar[tuple[str, ...]] = (
         "top_k", "threshold", "embedding_floor", "rerank", "retrieval", "conflicts", "conflict_margin",
-        "index_kind", "ivf_storage", "encoder_backend", "max_new_tokens",
+        "index_kind", "ivf_storage", "encoder_backend", "cross_encoder_backend", "max_new_tokens",
     )
 
     model_name: str = "smollm2-135m"  # the frozen base model
@@ -68,10 +68,14 @@ class SERACConfig:
     ivf_storage: str = "sq8"
     max_classifier_tokens: int = 128  # 1..512 tokens of (edit, query) read by the classifier
     # How edits and queries are embedded at inference (serac.serac.encoder_backends): "auto"
-    # (bf16 autocast where the device multiplies bf16 natively, else float32), "torch",
-    # "torch-bf16" (the same vector space), or ONNX Runtime ("onnx", the same vectors; "onnx-int8":
-    # faster, vectors move a little and are a space of their own; both need the `onnx` extra).
+    # (bf16 autocast where the device multiplies bf16 natively, else ONNX Runtime on a CPU with
+    # the `onnx` extra, else float32 torch), "torch", "torch-bf16" (the same vector space), or
+    # ONNX Runtime ("onnx", the same vectors; "onnx-int8": faster, vectors move a little and are
+    # a space of their own; both need the `onnx` extra).
     encoder_backend: str = "auto"
+    # How routing scores (edit, query) pairs: "torch", "onnx" (the same logits, faster on a CPU;
+    # the `onnx` extra), "auto" ("onnx" on a CPU where it is installed, else "torch").
+    cross_encoder_backend: str = "auto"
     max_new_tokens: int = 20  # 1..512: the answer length of `query` when the caller gives none
 
     def __post_init__(self):
@@ -91,6 +95,7 @@ class SERACConfig:
         check_choice(self.index_kind, "SERACConfig.index_kind", INDEX_KINDS)
         check_choice(self.ivf_storage, "SERACConfig.ivf_storage", IVF_STORAGES)
         check_choice(self.encoder_backend, "SERACConfig.encoder_backend", ENCODER_BACKENDS)
+        check_choice(self.cross_encoder_backend, "SERACConfig.cross_encoder_backend", CROSS_ENCODER_BACKENDS)
         check_int(self.max_classifier_tokens, "SERACConfig.max_classifier_tokens", 1, MAX_CLASSIFIER_TOKENS)
         check_int(self.max_new_tokens, "SERACConfig.max_new_tokens", 1, MAX_NEW_TOKENS)
         if self.retrieval == "exhaustive" and not self.rerank:

@@ -27,7 +27,7 @@ from serac.core.setting_checks import replace_settings, settle_prompt_format
 from serac.core.text_checks import answer_length, check_edits, check_pairs, check_texts
 from serac.serac.config import SERACConfig
 from serac.serac.counterfactual import CounterfactualModel
-from serac.serac.encoder_backends import inference_encoder
+from serac.serac.encoder_backends import inference_cross_encoder, inference_encoder
 from serac.serac.router import Route, Router
 from serac.serac.scope_classifier import CLASSIFIER_FILES, ScopeClassifier
 from serac.serac.single_file_classifier import SINGLE_FILE, load_single_file_classifier
@@ -52,6 +52,7 @@ class SERAC(MemoryEditor):
         self.counterfactual = counterfactual
         self.classifier = classifier.eval()
         classifier.use_fast_encoder(inference_encoder(classifier.embedder, config.encoder_backend))
+        classifier.use_fast_cross_encoder(inference_cross_encoder(classifier.cross_encoder, config.cross_encoder_backend))
         self.open_memory(memory_path, classifier.dim, classifier.fingerprint(), MemoryConfig(index_kind=config.index_kind, ivf_storage=config.ivf_storage))
         self.router = Router(classifier, self.memory, config)
 
@@ -175,7 +176,7 @@ class SERAC(MemoryEditor):
         # accepted and silently ignored).
         fixed = (
             "model_name", "counterfactual_model", "classifier_backbone", "prompt_format", "index_kind",
-            "max_classifier_tokens", "encoder_backend", "ivf_storage",
+            "max_classifier_tokens", "encoder_backend", "cross_encoder_backend", "ivf_storage",
         )
         self.config = replace_settings(self.config, changes, fixed)
         self.router.config = self.config

@@ -1,17 +1,23 @@
-"""Which encoder embeds edits and queries at inference (`SERACConfig.encoder_backend`).
+"""Which encoders run the scope classifier's two heads at inference (`SERACConfig.encoder_backend`,
+`SERACConfig.cross_encoder_backend`).
 
+Embedder (`encoder_backend`):
 - "torch": the sentence-transformers embedder in float32.
 - "torch-bf16": the same embedder under bfloat16 autocast: matrix products in bf16, their
   accumulation, softmax, layer norms and pooling in float32. Where the device multiplies bf16
   natively (CPUs with AMX or AVX512-BF16, most GPUs) this about doubles encoding speed (1.96x
   the edits float32 adds per CPU-second on this project's AMX machine); its vectors have cosine
   >= 0.9999 to the float32 ones (benchmarks/serac/README.md), so they are the same embedding
-  space: a memory built with either is searched with the other.
-- "onnx", "onnx-int8": the embedder on ONNX Runtime (`onnx_embedder.OnnxEmbedder`); int8
-  vectors move a little and form a space of their own.
-- "auto" (the default): "torch-bf16" where the device multiplies bf16 natively, else "torch".
-  It is resolved when an editor opens, so a saved editor moves between machines with and
-  without bf16 hardware and keeps its memory.
+  space: a memory built with either is searched with the other. Emulated bf16 is slower.
+- "onnx", "onnx-int8": the embedder on ONNX Runtime (`onnx_embedder.OnnxEmbedder`): "onnx"
+  gives the float32 vectors (the same space) faster on a CPU; int8 vectors move a little and form
+  a space of their own.
+- "auto" (the default): "torch-bf16" where the device multiplies bf16 natively; else, on a CPU
+  with the `onnx` extra installed, "onnx"; else "torch". It is resolved when an editor opens, so
+  a saved editor moves between machines and keeps its memory (all three are one space).
+
+Cross-encoder (`cross_encoder_backend`): "torch", or "onnx" (`onnx_cross_encoder`: the same
+logits, faster on a CPU); "auto": "onnx" on a CPU with the `onnx` extra, else "torch".
 """
 
 import copy
@@ -20,9 +26,12 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
+from serac.serac.onnx_cross_encoder import OnnxCrossEncoder
 from serac.serac.onnx_embedder import ONNX_BACKENDS, OnnxEmbedder
+from serac.serac.onnx_export import onnx_available
 
 ENCODER_BACKENDS = ("auto", "torch", "torch-bf16", *ONNX_BACKENDS)
+CROSS_ENCODER_BACKENDS = ("auto", "torch", "onnx")
 
 
 def native_bfloat16(device: torch.device) -> bool:
@@ -37,10 +46,19 @@ def native_bfloat16(device: torch.device) -> bool:
 
 
 def resolve_encoder_backend(backend: str, device: torch.device) -> str:
-    """The concrete backend "auto" stands for on `device`; any other backend as it is."""
+    """The concrete embedder backend "auto" stands for on `device`; any other backend as it is."""
     if backend != "auto":
         return backend
-    return "torch-bf16" if native_bfloat16(device) else "torch"
+    if native_bfloat16(device):
+        return "torch-bf16"
+    return "onnx" if device.type == "cpu" and onnx_available() else "torch"
+
+
+def resolve_cross_encoder_backend(backend: str, device: torch.device) -> str:
+    """The concrete cross-encoder backend "auto" stands for on `device`; any other as it is."""
+    if backend != "auto":
+        return backend
+    return "onnx" if device.type == "cpu" and onnx_available() else "torch"
 
 
 class BFloat16Embedder:
@@ -75,3 +93,10 @@ def inference_encoder(embedder: SentenceTransformer, backend: str):
     if backend == "torch-bf16":
         return BFloat16Embedder(embedder)
     return OnnxEmbedder(embedder, backend)
+
+
+def inference_cross_encoder(cross_encoder, backend: str):
+    """The scorer `ScopeClassifier.use_fast_cross_encoder` takes for `backend` (None: the torch cross-encoder)."""
+    if resolve_cross_encoder_backend(backend, cross_encoder.device) == "torch":
+        return None
+    return OnnxCrossEncoder(cross_encoder)

@@ -168,7 +168,7 @@ class Router:
             return np.empty(0, dtype=np.float32)
         logits = torch.cat(
             [
-                self.classifier.cross_logits(edit_texts[i : i + self.batch_size], query_texts[i : i + self.batch_size])
+                self.classifier.score_pairs(edit_texts[i : i + self.batch_size], query_texts[i : i + self.batch_size])
                 for i in range(0, len(edit_texts), self.batch_size)
             ]
         )

@@ -49,6 +49,7 @@ class ScopeClassifier(nn.Module):
         self.embed_scale = nn.Parameter(torch.tensor(20.0))
         self.embed_bias = nn.Parameter(torch.tensor(-12.0))
         self.fast_encoder = None  # a faster encoder for inference (see use_fast_encoder)
+        self.fast_cross_encoder = None  # a faster pair scorer for inference (see use_fast_cross_encoder)
 
     @classmethod
     def from_backbone(cls, backbone: str, max_tokens: int = 128) -> "ScopeClassifier":
@@ -100,6 +101,11 @@ class ScopeClassifier(nn.Module):
         the float32 embedder); training and `embed` always use the float32 embedder."""
         self.fast_encoder = encoder
 
+    def use_fast_cross_encoder(self, scorer) -> None:
+        """Score pairs for inference with `scorer` (`encoder_backends.inference_cross_encoder`; None:
+        the torch cross-encoder); training and `cross_logits` always use the torch cross-encoder."""
+        self.fast_cross_encoder = scorer
+
     def embed(self, texts: list[str]) -> torch.Tensor:
         """Unit-norm embeddings [n, dim] (differentiable; wrap in no_grad for inference)."""
         features = batch_to_device(self.embedder.preprocess(texts), self.device)
@@ -121,8 +127,15 @@ class ScopeClassifier(nn.Module):
         return self.embed_scale * cosine + self.embed_bias
 
     def cross_logits(self, edit_texts: list[str], queries: list[str]) -> torch.Tensor:
+        """In-scope logits of (edit, query) pairs [n] (differentiable; `score_pairs` for inference)."""
         features = batch_to_device(self.cross_encoder.preprocess(list(zip(edit_texts, queries))), self.device)
         return self.cross_encoder(features)["scores"].squeeze(-1)
+
+    def score_pairs(self, edit_texts: list[str], queries: list[str]) -> torch.Tensor:
+        """`cross_logits` for inference, by the fast cross-encoder when there is one."""
+        if self.fast_cross_encoder is not None:
+            return self.fast_cross_encoder.logits(edit_texts, queries)
+        return self.cross_logits(edit_texts, queries)
 
     def fingerprint(self) -> str:
         """Identifies the embedding space, so a memory is never searched with another encoder's vectors."""

@@ -57,5 +57,5 @@ def test_the_serac_presets_route_and_encode_with_the_editor_s_defaults(preset):
     with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
         settings = compose("train", overrides=[f"alg={preset}"]).alg.serac
     defaults = SERACConfig()
-    for name in ("encoder_backend", "index_kind", "ivf_storage", "top_k", "rerank", "retrieval", "conflicts", "conflict_margin"):
+    for name in ("encoder_backend", "cross_encoder_backend", "index_kind", "ivf_storage", "top_k", "rerank", "retrieval", "conflicts", "conflict_margin"):
         assert settings.get(name, getattr(defaults, name)) == getattr(defaults, name), name

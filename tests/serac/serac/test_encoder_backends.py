@@ -11,7 +11,13 @@ from tiny_serac import sharpen_embedding_scorer, tiny_config
 from serac import SERAC
 from serac.serac import encoder_backends
 from serac.serac.config import SERACConfig
-from serac.serac.encoder_backends import BFloat16Embedder, inference_encoder, resolve_encoder_backend
+from serac.serac.encoder_backends import (
+    BFloat16Embedder,
+    inference_cross_encoder,
+    inference_encoder,
+    resolve_cross_encoder_backend,
+    resolve_encoder_backend,
+)
 from serac.serac.scope_classifier import ScopeClassifier
 
 TEXTS = ["What is the capital of France?", "Who wrote Hamlet?", "a", "Which river flows through Cairo, the city on the Nile?"]
@@ -39,17 +45,31 @@ def test_bf16_vectors_do_not_depend_on_their_batch_mates(classifier):
     np.testing.assert_allclose(alone, together, atol=2e-3)
 
 
-def test_auto_is_bf16_only_where_the_device_has_it(monkeypatch):
+def test_auto_is_bf16_where_the_device_has_it_else_onnx_on_a_cpu_that_has_it_else_torch(monkeypatch):
     monkeypatch.setattr(encoder_backends, "native_bfloat16", lambda device: True)
     assert resolve_encoder_backend("auto", CPU) == "torch-bf16"
     monkeypatch.setattr(encoder_backends, "native_bfloat16", lambda device: False)
+    monkeypatch.setattr(encoder_backends, "onnx_available", lambda: True)
+    assert resolve_encoder_backend("auto", CPU) == "onnx"
+    assert resolve_encoder_backend("auto", torch.device("cuda")) == "torch"
+    monkeypatch.setattr(encoder_backends, "onnx_available", lambda: False)
     assert resolve_encoder_backend("auto", CPU) == "torch"
     assert resolve_encoder_backend("onnx", CPU) == "onnx"  # a concrete choice stays
 
 
+def test_auto_scores_pairs_on_onnx_on_a_cpu_that_has_it(monkeypatch):
+    monkeypatch.setattr(encoder_backends, "onnx_available", lambda: True)
+    assert resolve_cross_encoder_backend("auto", CPU) == "onnx"
+    assert resolve_cross_encoder_backend("auto", torch.device("cuda")) == "torch"
+    monkeypatch.setattr(encoder_backends, "onnx_available", lambda: False)
+    assert resolve_cross_encoder_backend("auto", CPU) == "torch"
+
+
 def test_the_float32_backend_has_no_extra_encoder(classifier, monkeypatch):
     monkeypatch.setattr(encoder_backends, "native_bfloat16", lambda device: False)
+    monkeypatch.setattr(encoder_backends, "onnx_available", lambda: False)
     assert inference_encoder(classifier.embedder, "auto") is None
+    assert inference_cross_encoder(classifier.cross_encoder, "auto") is None
     assert isinstance(inference_encoder(classifier.embedder, "torch-bf16"), BFloat16Embedder)
 
 

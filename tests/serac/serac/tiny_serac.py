@@ -11,9 +11,11 @@ from serac.serac.config import SERACConfig
 
 
 def tiny_config(**changes) -> SERACConfig:
+    # torch heads: the ONNX ones (what "auto" picks on a CPU) are tested on their own.
     fields = dict(
         model_name="tiny-llama", counterfactual_model="tiny-llama", classifier_backbone="tiny-bert",
         rerank=False, max_new_tokens=3, threshold=0.5, prompt_format="plain",
+        encoder_backend="torch", cross_encoder_backend="torch",
     )
     return SERACConfig(**{**fields, **changes})
 
