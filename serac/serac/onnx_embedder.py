@@ -1,7 +1,7 @@
 """The scope classifier's embedder run by ONNX Runtime, optionally with int8 weights, for inference.
 
 "onnx" gives the torch vectors (cosine 1.00000 on 1,000 zsRE prompts) faster on a CPU without
-bf16 (one-prompt encode 8.5 against 19.7 ms on an AVX2 machine, benchmarks/serac/README.md);
+bf16 (one-prompt encode 8.9 against 22.8 ms on an AVX2 machine, benchmarks/serac/README.md);
 "onnx-int8" quantises the matrix weights to int8, faster again, with vectors that move a little
 (a space of their own). The export is `onnx_export`'s.
 """
