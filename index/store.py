@@ -326,27 +326,22 @@ class EditStore:
 
     def get_many(self, edit_ids: Sequence[int]) -> dict[int, Edit]:
         """The edits with these ids, by id; ids with no edit are left out."""
-        unique_ids = sorted({check_edit_id(edit_id) for edit_id in edit_ids})
-        edits: dict[int, Edit] = {}
-        with self._reading() as connection:
-            for start in range(0, len(unique_ids), _MAX_SQL_PARAMETERS):
-                chunk = unique_ids[start : start + _MAX_SQL_PARAMETERS]
-                placeholders = ", ".join("?" * len(chunk))
-                for row in connection.execute(f"SELECT {_EDIT_COLUMNS} FROM edits WHERE id IN ({placeholders})", chunk):
-                    edits[row[0]] = _edit_from_row(row)
-        return edits
+        return {row[0]: _edit_from_row(row) for row in self._rows_with_ids(_EDIT_COLUMNS, edit_ids)}
 
     def vectors_of(self, edit_ids: Sequence[int]) -> dict[int, np.ndarray]:
         """The float32 vectors of the edits with these ids, by id; ids with no edit are left out."""
+        return {edit_id: np.frombuffer(blob, dtype=np.float32) for edit_id, blob in self._rows_with_ids("id, vector", edit_ids)}
+
+    def _rows_with_ids(self, columns: str, edit_ids: Sequence[int]) -> list[tuple]:
+        """`columns` (the first of them `id`) of the edits with these ids, in chunks SQLite accepts."""
         unique_ids = sorted({check_edit_id(edit_id) for edit_id in edit_ids})
-        vectors: dict[int, np.ndarray] = {}
+        rows: list[tuple] = []
         with self._reading() as connection:
             for start in range(0, len(unique_ids), _MAX_SQL_PARAMETERS):
                 chunk = unique_ids[start : start + _MAX_SQL_PARAMETERS]
                 placeholders = ", ".join("?" * len(chunk))
-                for edit_id, blob in connection.execute(f"SELECT id, vector FROM edits WHERE id IN ({placeholders})", chunk):
-                    vectors[edit_id] = np.frombuffer(blob, dtype=np.float32)
-        return vectors
+                rows += connection.execute(f"SELECT {columns} FROM edits WHERE id IN ({placeholders})", chunk).fetchall()
+        return rows
 
     def list(self) -> list[Edit]:
         """Every edit, oldest first."""
