@@ -6,7 +6,6 @@ cross-encoder (benchmarks/serac/README.md). Training always uses the torch cross
 export is `onnx_export`'s.
 """
 
-import numpy as np
 import torch
 from sentence_transformers import CrossEncoder
 
@@ -19,10 +18,9 @@ class OnnxCrossEncoder:
     def __init__(self, cross_encoder: CrossEncoder, threads: int | None = None):
         self.cross_encoder = cross_encoder  # its tokenizer and settings prepare the inputs
         sample = cross_encoder.preprocess([("a sentence to trace the graph with", "another"), ("a", "b")])
-        self.session, self.input_names = onnx_session(cross_encoder, sample, "scores", threads=threads)
+        self.head = onnx_session(cross_encoder, sample, "scores", threads=threads)
 
     def logits(self, edit_texts: list[str], queries: list[str]) -> torch.Tensor:
         """The in-scope logit of each (edit, query) pair [n]."""
-        features = self.cross_encoder.preprocess(list(zip(edit_texts, queries)))
-        scores = self.session.run(None, {name: features[name].cpu().numpy().astype(np.int64) for name in self.input_names})[0]
+        scores = self.head.run(self.cross_encoder.preprocess(list(zip(edit_texts, queries))))
         return torch.from_numpy(scores).reshape(len(edit_texts))

@@ -26,7 +26,7 @@ class OnnxEmbedder:
         # int8 weights move vectors slightly: memories built with them are a space of their own.
         self.space_suffix = "+int8" if backend == "onnx-int8" else ""
         sample = embedder.preprocess(["a sentence to trace the graph with", "another"])
-        self.session, self.input_names = onnx_session(embedder, sample, "sentence_embedding", backend == "onnx-int8", threads)
+        self.head = onnx_session(embedder, sample, "sentence_embedding", backend == "onnx-int8", threads)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Unit-norm float32 embeddings [n, dim], batched by length (less padding).
@@ -39,7 +39,5 @@ class OnnxEmbedder:
         order = np.argsort([len(text) for text in texts], kind="stable")
         for start in range(0, len(texts), batch_size):
             chosen = order[start : start + batch_size]
-            features = self.embedder.preprocess([texts[i] for i in chosen])
-            inputs = {name: features[name].cpu().numpy().astype(np.int64) for name in self.input_names}
-            vectors[chosen] = self.session.run(None, inputs)[0]
+            vectors[chosen] = self.head.run(self.embedder.preprocess([texts[i] for i in chosen]))
         return vectors

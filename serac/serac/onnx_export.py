@@ -24,6 +24,7 @@ import warnings
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -53,8 +54,20 @@ class _Traced(nn.Module):
         return self.head(dict(zip(self.input_names, tensors)))[self.output]
 
 
-def onnx_session(head: nn.Module, sample: dict, output: str, int8: bool = False, threads: int | None = None):
-    """(an ONNX Runtime session running `head`, the names of the token tensors it takes).
+class OnnxHead:
+    """An ONNX Runtime session running one head: `run(features)` takes the head's `preprocess`
+    output and returns its output as a numpy array."""
+
+    def __init__(self, session, input_names: list[str]):
+        self.session = session
+        self.input_names = input_names
+
+    def run(self, features: dict):
+        return self.session.run(None, {name: features[name].cpu().numpy().astype(np.int64) for name in self.input_names})[0]
+
+
+def onnx_session(head: nn.Module, sample: dict, output: str, int8: bool = False, threads: int | None = None) -> OnnxHead:
+    """An ONNX Runtime session running `head`.
 
     `sample`: the head's `preprocess` of two texts or pairs (the graph has dynamic batch and
     length); `output`: the key of the head's output to return; `threads`: intra-op threads (None:
@@ -74,12 +87,13 @@ def onnx_session(head: nn.Module, sample: dict, output: str, int8: bool = False,
     # (benchmarks/serac/README.md).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]), input_names
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # noqa: BLE001 - a damaged cache file: export again
         log.warning("ONNX Runtime cannot read %s (%s); exporting it again", path, error)
         path.unlink(missing_ok=True)
         path = _exported(head, sample, input_names, output, int8)
-        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]), input_names
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return OnnxHead(session, input_names)
 
 
 def _exported(head: nn.Module, sample: dict, input_names: list[str], output: str, int8: bool) -> Path:

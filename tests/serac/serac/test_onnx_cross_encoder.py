@@ -53,7 +53,7 @@ def test_an_export_is_cached_by_weights_and_a_damaged_file_is_exported_again(cla
 def test_idle_onnx_threads_do_not_spin(classifier, cache):
     # Spinning pool threads took the cores from torch work that followed in the same process.
     scorer = OnnxCrossEncoder(classifier.cross_encoder)
-    assert scorer.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert scorer.head.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_an_editor_on_onnx_routes_as_with_the_torch_cross_encoder(cache):
