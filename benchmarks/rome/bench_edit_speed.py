@@ -88,7 +88,6 @@ def time_memit(args, language_model, records, baseline: float, settings: dict) -
         print(f"| MEMIT, batch of {size}, per edit{note} | {seconds:.1f} | {seconds / baseline:.0f} |", flush=True)
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m")

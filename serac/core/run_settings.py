@@ -43,7 +43,7 @@ def changed_settings(saved: dict, current: dict) -> list[str]:
     saved_flat, current_flat = _flatten(saved), _flatten(current)
     changes = []
     for name in sorted(current_flat.keys()):
-        before, after = saved_flat.get(name, "<unset>"), current_flat.get(name, "<unset>")
+        before, after = saved_flat.get(name, "<unset>"), current_flat[name]
         if before != after:
             changes.append(f"{name} (the data differ)" if name.endswith("_items") else f"{name}: {before!r} -> {after!r}")
     return changes

@@ -49,15 +49,16 @@ def resolve_encoder_backend(backend: str, device: torch.device) -> str:
     """The concrete embedder backend "auto" stands for on `device`; any other backend as it is."""
     if backend != "auto":
         return backend
-    if native_bfloat16(device):
-        return "torch-bf16"
-    return "onnx" if device.type == "cpu" and onnx_available() else "torch"
+    return "torch-bf16" if native_bfloat16(device) else _float32_backend(device)
 
 
 def resolve_cross_encoder_backend(backend: str, device: torch.device) -> str:
     """The concrete cross-encoder backend "auto" stands for on `device`; any other as it is."""
-    if backend != "auto":
-        return backend
+    return _float32_backend(device) if backend == "auto" else backend
+
+
+def _float32_backend(device: torch.device) -> str:
+    """ONNX Runtime on a CPU where the `onnx` extra is installed (faster there, the same outputs), else torch."""
     return "onnx" if device.type == "cpu" and onnx_available() else "torch"
 
 
