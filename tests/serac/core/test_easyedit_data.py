@@ -254,6 +254,8 @@ def test_a_missing_or_empty_file_is_a_data_format_error(tmp_path):
 def test_a_hub_data_set_while_offline_is_a_clear_data_format_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    # Set after start: `datasets` read the variable at import (a run started offline is the next test's case).
+    monkeypatch.setattr("datasets.config.HF_HUB_OFFLINE", False)
     monkeypatch.setattr("serac.core.easyedit_format.hub_unreachable", lambda: "offline (HF_HUB_OFFLINE is set)")
     with pytest.raises(
         DataFormatError,
