@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from serac.core import nethook
 from serac.core.language_model import IGNORE, LanguageModel
+from serac.core.lower_blocks import LowerBlockStates
 
 
 @dataclass
@@ -37,16 +38,21 @@ class GradientFactors:
         return GradientFactors(self.inputs[keep], self.output_grads[keep], self.rows[keep])
 
 
-def summed_edit_nll(language_model: LanguageModel, batch: dict[str, torch.Tensor], parameters: dict) -> torch.Tensor:
-    """Σ over the batch's rows of each row's mean target NLL."""
-    logits, labels = language_model.target_logits(batch, parameters)
+def summed_edit_nll(
+    language_model: LanguageModel, batch: dict[str, torch.Tensor], parameters: dict, lower: LowerBlockStates | None = None
+) -> torch.Tensor:
+    """Σ over the batch's rows of each row's mean target NLL (`lower`: see `serac.core.lower_blocks`)."""
+    logits, labels = language_model.target_logits(batch, parameters, lower=lower, target_columns_only=True)
     token_nll = F.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=IGNORE, reduction="none")
     targets = (labels != IGNORE).sum(-1).clamp(min=1)
     return (token_nll.sum(-1) / targets).sum()
 
 
 def compute_gradient_factors(
-    language_model: LanguageModel, batch: dict[str, torch.Tensor], module_names: Sequence[str]
+    language_model: LanguageModel,
+    batch: dict[str, torch.Tensor],
+    module_names: Sequence[str],
+    lower: LowerBlockStates | None = None,
 ) -> dict[str, GradientFactors]:
     """u and δ of `summed_edit_nll` of `batch` at each named layer, detached from the model.
 
@@ -57,7 +63,7 @@ def compute_gradient_factors(
     weights = {f"{name}.weight": nethook.get_module(model, name).weight.detach().requires_grad_() for name in module_names}
     # The weights are passed as fresh leaves: gradients stop there, never reaching the model.
     with torch.enable_grad(), nethook.Trace(model, module_names, retain_input=True, retain_grad=True) as trace:
-        loss = summed_edit_nll(language_model, batch, weights)
+        loss = summed_edit_nll(language_model, batch, weights, lower)
         torch.autograd.grad(loss, list(weights.values()))
     factors = {}
     for name in module_names:

@@ -21,6 +21,7 @@ from mend.mend.edited_modules import edited_modules
 from mend.mend.pseudo_gradient import GradientTransform, weight_deltas
 from serac.core import metrics, nethook
 from serac.core.language_model import IGNORE, LanguageModel, scores_from_logits
+from serac.core.lower_blocks import LowerBlockStates, LowerStateCache
 from serac.core.records import EditRecord
 from serac.core.training import TrainableAlgorithm
 
@@ -32,7 +33,12 @@ def locality_kl(pre_logits: torch.Tensor, post_logits: torch.Tensor, mask: torch
     return (pre.exp() * (pre - post)).sum(-1).mean()
 
 
-DIALOGUE_PAIRS = 3  # in-scope and locality (question, reply) pairs per dialogue edit
+DIALOGUE_PAIRS = 3
+# CPU memory for the outputs of the blocks below the edited ones, kept across steps: with
+# SmolLM2-135M a zsRE training edit's inputs take ~0.31 MB (benchmarks/mend/bench_training_step.py),
+# so this holds about 13,000 such edits; alg=mend_full has about 9,900 distinct ones (zsRE's
+# 899 five times and CounterFact's 9,021 per epoch), and its validation records besides.
+LOWER_STATE_BYTES = 4 << 30  # in-scope and locality (question, reply) pairs per dialogue edit
 
 
 def training_pairs(record: EditRecord) -> tuple[tuple[str, str], list[tuple[str, str]], list[tuple[str, str]]]:
@@ -70,10 +76,19 @@ class MENDTraining(TrainableAlgorithm):
     `lr` is the loop's learning rate (`TrainConfig.lr`): the step sizes α are scaled so that
     they learn at `config.edit_lr_lr` (see `GradientTransform.set_edit_lr_scale`). The base
     model is frozen, and is not a submodule, so the loop neither trains nor moves it and its
-    dropout stays off.
+    dropout stays off. Frozen too are the blocks below the edited ones: their outputs for each
+    training and validation input are computed once and kept, up to `lower_state_bytes`
+    (`serac.core.lower_blocks`), and every pass of a step runs only the edited blocks and those above.
     """
 
-    def __init__(self, language_model: LanguageModel, config: MENDConfig, lr: float, transform: GradientTransform | None = None):
+    def __init__(
+        self,
+        language_model: LanguageModel,
+        config: MENDConfig,
+        lr: float,
+        transform: GradientTransform | None = None,
+        lower_state_bytes: int = LOWER_STATE_BYTES,
+    ):
         super().__init__()
         model = language_model.model
         self.language_model = language_model
@@ -86,6 +101,7 @@ class MENDTraining(TrainableAlgorithm):
         self.config = replace(config, edit_modules=self.module_names)
         self.transform = transform.to(language_model.device)
         self.transform.set_edit_lr_scale(config.edit_lr_lr / lr)
+        self.lower_states = LowerStateCache(language_model, self.module_names, lower_state_bytes)
 
     def collate(self, records: list[EditRecord]) -> dict:
         """Three batches: the edits, their in-scope inputs, their locality inputs with answers."""
@@ -102,10 +118,12 @@ class MENDTraining(TrainableAlgorithm):
             "locality": lm.batch(*map(list, zip(*locality))),
         }
 
-    def edited_parameters(self, edit_batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def edited_parameters(
+        self, edit_batch: dict[str, torch.Tensor], lower: LowerBlockStates | None = None
+    ) -> dict[str, torch.Tensor]:
         """Parameter name -> W + ΔW for the edits in `edit_batch`; ΔW carries the editor networks' gradient."""
         model = self.language_model.model
-        factors = compute_gradient_factors(self.language_model, edit_batch, self.module_names)
+        factors = compute_gradient_factors(self.language_model, edit_batch, self.module_names, lower)
         deltas = weight_deltas(model, self.transform(factors))
         return {f"{name}.weight": nethook.get_module(model, name).weight + delta for name, delta in deltas.items()}
 
@@ -117,11 +135,19 @@ class MENDTraining(TrainableAlgorithm):
 
     def _losses(self, batch: dict) -> dict:
         lm = self.language_model
-        edited = self.edited_parameters(batch["edit"])
-        in_scope_logits, in_scope_labels = lm.target_logits(batch["in_scope"], parameters=edited)
+        # The blocks below the edited ones run once per row (then kept); the passes below replay them.
+        lower = {key: self.lower_states.states(batch[key]) for key in ("edit", "in_scope", "locality")}
+        edited = self.edited_parameters(batch["edit"], lower["edit"])
+        in_scope_logits, in_scope_labels = lm.target_logits(
+            batch["in_scope"], parameters=edited, lower=lower["in_scope"], target_columns_only=True
+        )
+        # The KL over the whole input needs every position's logits; over the answer only its own.
+        answer_only = self.config.locality_positions == "answer"
         with torch.no_grad():
-            pre_logits, locality_labels = lm.target_logits(batch["locality"])
-        post_logits, _ = lm.target_logits(batch["locality"], parameters=edited)
+            pre_logits, locality_labels = lm.target_logits(batch["locality"], lower=lower["locality"], target_columns_only=answer_only)
+        post_logits, _ = lm.target_logits(
+            batch["locality"], parameters=edited, lower=lower["locality"], target_columns_only=answer_only
+        )
         edit_loss = F.cross_entropy(in_scope_logits.flatten(0, 1).float(), in_scope_labels.flatten(), ignore_index=IGNORE)
         locality_loss = locality_kl(pre_logits, post_logits, self._locality_mask(batch["locality"], locality_labels))
         return {
@@ -134,6 +160,7 @@ class MENDTraining(TrainableAlgorithm):
             "pre_logits": pre_logits,
             "post_logits": post_logits,
             "locality_labels": locality_labels,
+            "lower": lower,
         }
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
@@ -152,9 +179,12 @@ class MENDTraining(TrainableAlgorithm):
         positions, as the evaluation measures them); and the step size α of every edited layer."""
         lm = self.language_model
         losses = self._losses(batch)
-        edits = scores_from_logits(*lm.target_logits(batch["edit"], parameters=losses["edited"]))
+        lower = losses["lower"]
+        edits = scores_from_logits(
+            *lm.target_logits(batch["edit"], parameters=losses["edited"], lower=lower["edit"], target_columns_only=True)
+        )
         rephrases = scores_from_logits(losses["in_scope_logits"], losses["in_scope_labels"])
-        rephrases_before = scores_from_logits(*lm.target_logits(batch["in_scope"]))
+        rephrases_before = scores_from_logits(*lm.target_logits(batch["in_scope"], lower=lower["in_scope"], target_columns_only=True))
         locality_before = scores_from_logits(losses["pre_logits"], losses["locality_labels"])
         locality_after = scores_from_logits(losses["post_logits"], losses["locality_labels"])
         step_sizes = dict(zip(self.module_names, self.transform.edit_lrs.tolist()))

@@ -4,7 +4,10 @@ Decoder-only and encoder-decoder models are handled here, once, so editors and m
 never branch on the architecture.
 """
 
+import inspect
+from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -144,23 +147,46 @@ class LanguageModel:
         }
         return {key: value.to(self.device) for key, value in batch.items()}
 
-    def target_logits(self, batch: dict[str, torch.Tensor], parameters: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def target_logits(
+        self,
+        batch: dict[str, torch.Tensor],
+        parameters: dict | None = None,
+        lower=None,
+        target_columns_only: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits aligned with the target labels: (logits [B, T, V], labels [B, T]).
 
         `parameters` replaces some of the model's weights for this call (used by MEND to run
-        the edited model without writing the weights).
+        the edited model without writing the weights). `lower` (`serac.core.lower_blocks`) holds
+        the output of the blocks below the edited ones for this batch: only the blocks above run.
+        `target_columns_only` keeps only the positions that predict a target token in some row
+        (T shrinks to those columns, labels alike): a loss over the targets is unchanged, and a
+        decoder-only model that takes `logits_to_keep` projects only those positions on the vocabulary.
         """
-        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
+        labels = batch["labels"]
         if self.is_encoder_decoder:
-            inputs["labels"] = batch["labels"]
-        if parameters:
-            output = functional_call(self.model, parameters, args=(), kwargs=inputs, strict=False)
+            inputs["labels"] = labels
         else:
-            output = self.model(**inputs)
-        logits, labels = output.logits, batch["labels"]
+            labels = labels[:, 1:]  # position t predicts token t+1
+        columns = (labels != IGNORE).any(dim=0).nonzero().squeeze(1) if target_columns_only else None
+        if columns is not None and not self.is_encoder_decoder and self._takes_logits_to_keep:
+            inputs["logits_to_keep"] = columns
+        with lower.replayed(self.model, batch["input_ids"]) if lower is not None else nullcontext():
+            if parameters:
+                output = functional_call(self.model, parameters, args=(), kwargs=inputs, strict=False)
+            else:
+                output = self.model(**inputs)
+        logits = output.logits
+        if "logits_to_keep" in inputs:
+            return logits, labels[:, columns]
         if not self.is_encoder_decoder:
-            logits, labels = logits[:, :-1], labels[:, 1:]  # position t predicts token t+1
-        return logits, labels
+            logits = logits[:, :-1]
+        return (logits, labels) if columns is None else (logits[:, columns], labels[:, columns])
+
+    @cached_property
+    def _takes_logits_to_keep(self) -> bool:
+        return "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     def nll(self, batch: dict[str, torch.Tensor], parameters: dict | None = None) -> torch.Tensor:
         """Mean negative log-likelihood of the target tokens."""

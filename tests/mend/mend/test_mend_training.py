@@ -1,5 +1,6 @@
 """MEND's training objective through the shared training loop, on a tiny model."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -133,3 +134,33 @@ def test_the_locality_kl_covers_the_answer_or_the_whole_locality_input(tiny_lm):
     assert (masks["input"] & masks["answer"]).sum() == masks["answer"].sum() < masks["input"].sum()
     with pytest.raises(ValueError, match="locality_positions must be one of"):
         MENDConfig(model_name="tiny-gpt2", locality_positions="all")
+
+
+@pytest.mark.parametrize("locality_positions", ["answer", "input"])
+def test_replaying_the_unedited_blocks_changes_neither_the_loss_nor_its_gradient(tiny_lm, monkeypatch, locality_positions):
+    # Training runs the blocks below the edited ones once per input and keeps their outputs
+    # (serac.core.lower_blocks); without them the whole model runs in every pass: the same loss and gradient.
+    lm = tiny_lm("tiny-llama")
+    config = MENDConfig(model_name="tiny-llama", rank=8, layers=[-1], locality_positions=locality_positions)
+    transform = MENDTraining(lm, config, lr=1e-4).transform
+    results = []
+    for replay in ("computed", "kept", None):
+        # A fresh copy each time: a training forward moves the networks' running normalisation.
+        training = MENDTraining(lm, config, lr=1e-4, transform=copy.deepcopy(transform)).train()
+        batch = training.collate(RECORDS[:2])
+        if replay == "kept":
+            with torch.no_grad():
+                training(batch)
+            assert len(training.lower_states) == 6  # 2 edits, 2 rephrases, 2 locality inputs
+            training.transform.load_state_dict(transform.state_dict())
+        if replay is None:
+            monkeypatch.setattr(training.lower_states, "states", lambda batch: None)
+        loss, _ = training(batch)
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in training.transform.parameters() if p.grad is not None]))
+    full_loss, full_grads = results[-1]
+    assert len(full_grads) > 0
+    for loss, grads in results[:-1]:
+        assert torch.allclose(loss, full_loss, atol=1e-6)
+        assert len(grads) == len(full_grads)
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads, full_grads))
