@@ -163,7 +163,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000, 1_000_000])
     parser.add_argument("--probes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--encoder-backend", default="torch", choices=ENCODER_BACKENDS)
+    parser.add_argument("--encoder-backend", default="auto", help="the encoder the run embeds with (auto: what the package picks on this machine)", choices=ENCODER_BACKENDS)
     parser.add_argument("--timing-prompts", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     arguments = parser.parse_args()
