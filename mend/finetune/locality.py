@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from serac.core.data import load_records
 from serac.core.language_model import IGNORE, LanguageModel
+from serac.core.lower_blocks import LowerBlockStates
 
 # How far each locality prompt's answer is followed: the KL is taken at every answer position.
 ANSWER_TOKENS = 8
@@ -35,13 +36,14 @@ class LocalityAnchor:
         eos = language_model.tokenizer.eos_token
         self.batch = language_model.batch(prompts, [answer or eos for answer in answers])
         with torch.no_grad():
-            logits, labels = language_model.target_logits(self.batch)
+            logits, labels = language_model.target_logits(self.batch, target_columns_only=True)
         self.base_logprobs = torch.log_softmax(logits.float(), dim=-1)
         self.mask = labels != IGNORE
 
-    def kl(self) -> torch.Tensor:
-        """Mean over answer positions of KL(unedited || current model), differentiable."""
-        logits, _ = self.language_model.target_logits(self.batch)
+    def kl(self, lower: LowerBlockStates | None = None) -> torch.Tensor:
+        """Mean over answer positions of KL(unedited || current model), differentiable (`lower`: the
+        outputs of the blocks below the trained ones for `self.batch`, see `serac.core.lower_blocks`)."""
+        logits, _ = self.language_model.target_logits(self.batch, lower=lower, target_columns_only=True)
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         per_position = F.kl_div(logprobs, self.base_logprobs, log_target=True, reduction="none").sum(-1)
         return per_position[self.mask].mean()

@@ -188,9 +188,9 @@ class LanguageModel:
     def _takes_logits_to_keep(self) -> bool:
         return "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
-    def nll(self, batch: dict[str, torch.Tensor], parameters: dict | None = None) -> torch.Tensor:
-        """Mean negative log-likelihood of the target tokens."""
-        logits, labels = self.target_logits(batch, parameters)
+    def nll(self, batch: dict[str, torch.Tensor], parameters: dict | None = None, lower=None) -> torch.Tensor:
+        """Mean negative log-likelihood of the target tokens (`lower`: see `target_logits`)."""
+        logits, labels = self.target_logits(batch, parameters, lower=lower, target_columns_only=True)
         return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
 
     def score(self, prompts: list[str], targets: list[str], batch_size: int = 16) -> list[TargetScore]:

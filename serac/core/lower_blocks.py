@@ -65,8 +65,9 @@ class LowerBlockStates:
 
 
 def first_edited_block(model: nn.Module, module_names: Sequence[str]) -> tuple[str, int] | None:
-    """(layer stack, index of its lowest block holding one of `module_names`), or None when a module
-    is outside the blocks of one single stack (then there is nothing below it to replay safely)."""
+    """(layer stack, index of its lowest block holding one of `module_names` (modules or their
+    parameters)), or None when one is outside the blocks of a single stack (then what is below it
+    cannot be replayed safely)."""
     stacks = nethook.layer_stacks(model)
     if len(stacks) != 1:
         return None

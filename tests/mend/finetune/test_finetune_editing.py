@@ -146,3 +146,20 @@ def test_remove_edit_gives_the_model_edited_without_it():
     assert editor.edit_ids() == [batch[1]]
     with pytest.raises(KeyError, match="no edit"):
         editor.remove_edit(first)
+
+
+@pytest.mark.parametrize("editor_class, config_class", [(FTEditor, FTConfig), (FTKLEditor, FTKLConfig)])
+def test_replaying_the_blocks_below_the_trained_layer_trains_the_same_weights(monkeypatch, editor_class, config_class):
+    # fine_tune runs the blocks below the trained layer once (serac.core.lower_blocks); the whole
+    # model in every step must end at the same weights.
+    extra = {"locality_prompts": LOCALITY_PROMPTS} if editor_class is FTKLEditor else {}
+    results = []
+    for replay in (True, False):
+        if not replay:
+            monkeypatch.setattr("mend.finetune.fine_tune.lower_block_states", lambda *args: None)
+        editor = editor_class.from_pretrained("tiny-llama", config_class(**FAST, **extra))
+        editor.add_edit(PROMPT, TARGET)
+        results.append(weights(editor))
+    replayed, whole = results
+    assert replayed.keys() == whole.keys()
+    assert all(torch.allclose(replayed[name], whole[name], atol=1e-6) for name in whole)

@@ -171,9 +171,9 @@ def test_a_diverging_run_raises_and_keeps_the_previous_weights(monkeypatch):
     before = weights(editor)
     real_nll, calls = editor.language_model.nll, []
 
-    def nll_diverging_at_the_third_step(batch):
+    def nll_diverging_at_the_third_step(batch, **options):
         calls.append(1)
-        loss = real_nll(batch)
+        loss = real_nll(batch, **options)
         return loss * float("nan") if len(calls) == 3 else loss
 
     monkeypatch.setattr(editor.language_model, "nll", nll_diverging_at_the_third_step)
