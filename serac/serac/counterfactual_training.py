@@ -56,7 +56,10 @@ class CounterfactualTraining(TrainableAlgorithm):
         edits = batch["edits"] + [batch["edits"][i] for i in contrasted]
         queries = batch["queries"] + [batch["queries"][i] for i in contrasted]
         targets = batch["answers"] + [batch["contrasts"][i] for i in contrasted]
-        logits, labels = self.counterfactual.lm.target_logits(self.counterfactual.batch(edits, queries, targets))
+        # Only the answer positions are scored: the rest (edit, query, template) needs no vocabulary projection.
+        logits, labels = self.counterfactual.lm.target_logits(
+            self.counterfactual.batch(edits, queries, targets), target_columns_only=True
+        )
         # One log-softmax over the vocabulary serves both terms.
         token_logprobs, mask = target_token_logprobs(logits, labels)
         nll = -(token_logprobs[:size] * mask[:size]).sum() / mask[:size].sum()  # mean over the answers' tokens
