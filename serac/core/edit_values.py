@@ -109,8 +109,9 @@ Forward = Callable[[str, torch.Tensor | None], tuple[torch.Tensor, torch.Tensor]
 
 
 def _forward_from_subject(language_model: LanguageModel, batch: dict[str, torch.Tensor], positions: Sequence[int]) -> Forward:
-    """forward(module_name, z): (logits, labels) aligned as `LanguageModel.target_logits` gives them, with
-    the module's output at each row's subject token replaced by z (None: unedited).
+    """forward(module_name, z): (logits, labels) aligned as `LanguageModel.target_logits(...,
+    target_columns_only=True)` gives them (only the columns that predict a target token), with the
+    module's output at each row's subject token replaced by z (None: unedited).
 
     In a decoder-only model nothing before the subject token depends on z, so those tokens are run
     once and their keys and values cached; each optimisation step then runs only the subject token
@@ -119,7 +120,8 @@ def _forward_from_subject(language_model: LanguageModel, batch: dict[str, torch.
     """
     if language_model.is_encoder_decoder or max(positions) == 0:
         index = torch.tensor(list(positions), device=language_model.device)
-        return lambda module_name, z: _traced(language_model, module_name, z, index, lambda: language_model.target_logits(batch))
+        whole = lambda: language_model.target_logits(batch, target_columns_only=True)  # noqa: E731
+        return lambda module_name, z: _traced(language_model, module_name, z, index, whole)
 
     context, rest = _split_at(batch, positions, language_model.tokenizer.pad_token_id)
     model = language_model.model
@@ -130,13 +132,19 @@ def _forward_from_subject(language_model: LanguageModel, batch: dict[str, torch.
     attention_mask = torch.cat([context["attention_mask"], rest["attention_mask"]], dim=1)
     first_column = torch.zeros(len(positions), dtype=torch.long, device=language_model.device)
 
+    labels = rest["labels"][:, 1:]  # position t predicts token t+1
+    # Only the positions that predict a target token are projected on the vocabulary.
+    columns = (labels != IGNORE).any(dim=0).nonzero().squeeze(1)
+    keep = {"logits_to_keep": columns} if language_model.takes_logits_to_keep else {}
+
     def run_rest() -> tuple[torch.Tensor, torch.Tensor]:
         # A copy per step: the forward appends the rest's keys and values to the cache it is given.
         output = model(
             input_ids=rest["input_ids"], attention_mask=attention_mask, position_ids=rest["position_ids"],
-            use_cache=True, **{cache_name: copy.deepcopy(cache)},
+            use_cache=True, **{cache_name: copy.deepcopy(cache)}, **keep,
         )
-        return output.logits[:, :-1], rest["labels"][:, 1:]  # position t predicts token t+1
+        logits = output.logits if keep else output.logits[:, :-1][:, columns]
+        return logits, labels[:, columns]
 
     return lambda module_name, z: _traced(language_model, module_name, z, first_column, run_rest)
 

@@ -170,7 +170,7 @@ class LanguageModel:
         else:
             labels = labels[:, 1:]  # position t predicts token t+1
         columns = (labels != IGNORE).any(dim=0).nonzero().squeeze(1) if target_columns_only else None
-        if columns is not None and not self.is_encoder_decoder and self._takes_logits_to_keep:
+        if columns is not None and not self.is_encoder_decoder and self.takes_logits_to_keep:
             inputs["logits_to_keep"] = columns
         with lower.replayed(self.model, batch["input_ids"]) if lower is not None else nullcontext():
             if parameters:
@@ -185,7 +185,8 @@ class LanguageModel:
         return (logits, labels) if columns is None else (logits[:, columns], labels[:, columns])
 
     @cached_property
-    def _takes_logits_to_keep(self) -> bool:
+    def takes_logits_to_keep(self) -> bool:
+        """Whether the model can project only some positions on the vocabulary (`logits_to_keep`)."""
         return "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     def nll(self, batch: dict[str, torch.Tensor], parameters: dict | None = None, lower=None) -> torch.Tensor:
