@@ -33,12 +33,12 @@ def locality_kl(pre_logits: torch.Tensor, post_logits: torch.Tensor, mask: torch
     return (pre.exp() * (pre - post)).sum(-1).mean()
 
 
-DIALOGUE_PAIRS = 3
+DIALOGUE_PAIRS = 3  # in-scope and locality (question, reply) pairs per dialogue edit
 # CPU memory for the outputs of the blocks below the edited ones, kept across steps: with
 # SmolLM2-135M a zsRE training edit's inputs take ~0.31 MB (benchmarks/mend/bench_training_step.py),
 # so this holds about 13,000 such edits; alg=mend_full has about 9,900 distinct ones (zsRE's
 # 899 five times and CounterFact's 9,021 per epoch), and its validation records besides.
-LOWER_STATE_BYTES = 4 << 30  # in-scope and locality (question, reply) pairs per dialogue edit
+LOWER_STATE_BYTES = 4 << 30
 
 
 def training_pairs(record: EditRecord) -> tuple[tuple[str, str], list[tuple[str, str]], list[tuple[str, str]]]:

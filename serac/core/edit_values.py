@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from serac.core import nethook
-from serac.core.language_model import IGNORE, LanguageModel, target_token_logprobs
+from serac.core.language_model import IGNORE, LanguageModel, target_columns, target_token_logprobs
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def _forward_from_subject(language_model: LanguageModel, batch: dict[str, torch.
 
     labels = rest["labels"][:, 1:]  # position t predicts token t+1
     # Only the positions that predict a target token are projected on the vocabulary.
-    columns = (labels != IGNORE).any(dim=0).nonzero().squeeze(1)
+    columns = target_columns(labels)
     keep = {"logits_to_keep": columns} if language_model.takes_logits_to_keep else {}
 
     def run_rest() -> tuple[torch.Tensor, torch.Tensor]:

@@ -169,7 +169,7 @@ class LanguageModel:
             inputs["labels"] = labels
         else:
             labels = labels[:, 1:]  # position t predicts token t+1
-        columns = (labels != IGNORE).any(dim=0).nonzero().squeeze(1) if target_columns_only else None
+        columns = target_columns(labels) if target_columns_only else None
         if columns is not None and not self.is_encoder_decoder and self.takes_logits_to_keep:
             inputs["logits_to_keep"] = columns
         with lower.replayed(self.model, batch["input_ids"]) if lower is not None else nullcontext():
@@ -252,6 +252,11 @@ class LanguageModel:
             for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True):
                 answers.append(text.strip().split("\n")[0].strip() if self.prompt_format == "plain" else text.strip())
         return answers
+
+
+def target_columns(labels: torch.Tensor) -> torch.Tensor:
+    """Indices of the columns of aligned `labels` [B, T] that hold a target token in some row."""
+    return (labels != IGNORE).any(dim=0).nonzero().squeeze(1)
 
 
 def target_token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
