@@ -57,7 +57,8 @@ class SERACConfig:
     # SERAC); "newest": a newer edit of the same fact supersedes it, whatever its phrasing: one
     # in scope of the query within `conflict_margin` of the best logit whose own prompt and the
     # closest edit's prompt are each in the other's scope (so a newer look-alike edit of another
-    # fact does not answer).
+    # fact does not answer). Under either policy the best-scoring edit is, among those in scope
+    # within `conflict_margin` of the best logit, the nearest to the query by embedding.
     conflicts: str = "newest"
     conflict_margin: float = 2.0  # a finite logit difference >= 0
     # "auto": exact search while the memory is small, an IVF index trained in the background

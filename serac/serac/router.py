@@ -2,7 +2,8 @@
 
 FAISS proposes the `top_k` nearest edits by embedding; those under the calibrated embedding
 floor are dropped (out of scope, no cross-encoder); the cross-encoder re-scores the rest; the
-chosen one routes the query when its probability reaches the threshold.
+chosen one (the nearest by embedding among those the cross-encoder scores alike) routes the
+query when its probability reaches the threshold.
 Several edits can cover one query (a fact edited twice in different words): with
 `conflicts="closest"` the best-scoring one answers; with "newest" the newest edit *of the same
 fact* as the best-scoring one, i.e. a newer candidate whose own prompt the classifier finds in
@@ -57,7 +58,7 @@ class Router:
             if self.config.conflicts == "newest":
                 self._widen_crowded(queries, vectors, candidates, logits)
         chosen = [
-            self._closest(query, [edit for edit, _ in query_candidates], query_logits) if query_candidates else None
+            self._closest(query, query_candidates, query_logits) if query_candidates else None
             for query, query_candidates, query_logits in zip(queries, candidates, logits)
         ]
         if self.config.conflicts == "newest":
@@ -103,12 +104,23 @@ class Router:
         floor = max(_logit(self.config.threshold), logits.max() - self.config.conflict_margin)
         return [i for i, logit in enumerate(logits) if logit >= floor]
 
-    @staticmethod
-    def _closest(query: str, edits: list, logits: np.ndarray) -> int:
-        """Index of the candidate edit that scores best for `query`."""
-        # An edit of exactly this prompt comes first; then the logit, not the probability, which
-        # saturates at 1.0; on a tie (the same prompt edited twice) the newest edit wins.
-        return max(range(len(edits)), key=lambda i: (edits[i].prompt == query, logits[i], edits[i].id))
+    def _closest(self, query: str, candidates: list[tuple], logits: np.ndarray) -> int:
+        """Index of the candidate edit that covers `query` best.
+
+        An edit of exactly this prompt comes first. Then, among the candidates in scope within
+        `conflict_margin` of the best logit, the one nearest the query by embedding: the
+        cross-encoder saturates (logits ~7.8) on same-subject edits of vague relations, so it ranks
+        "Carl Linnaeus, of" over the edit "The expertise of Carl Linnaeus is" for "Carl Linnaeus is
+        known for" by noise, where the embedding still tells them apart (own edit nearer in 25 of
+        30 such errors among 302,000 edits, benchmarks/scale/README.md). With no candidate in scope
+        (or no embedding score: exhaustive retrieval), or on a tie, the best logit, then the newest edit."""
+        covering = self._covering(logits) if candidates[0][1] is not None else []
+
+        def rank(i: int) -> tuple:
+            edit, similarity = candidates[i]
+            return edit.prompt == query, i in covering, similarity if i in covering else -math.inf, logits[i], edit.id
+
+        return max(range(len(candidates)), key=rank)
 
     def _newest_of_same_fact(self, candidates: list[list[tuple]], logits: list[np.ndarray], closest: list) -> list:
         """For each query, the newest covering candidate that is an edit of the same fact as its

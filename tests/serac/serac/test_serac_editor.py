@@ -49,14 +49,47 @@ def test_a_newer_edit_out_of_the_conflict_margin_does_not_supersede(editor):
     assert editor.query(QUESTION).edit_id == own
 
 
-def scripted_cross_encoder(editor, monkeypatch, logits: dict[tuple[str, str], float]):
-    """The cross-encoder replaced by a table of (edit prompt, query) -> in-scope logit (default: -5)."""
+def scripted_cross_encoder(editor, monkeypatch, logits: dict[tuple[str, str], float], similarities: dict | None = None):
+    """The cross-encoder replaced by a table of (edit prompt, query) -> in-scope logit (default: -5),
+    and the candidates' embedding similarities by another (default: 0.5 for every pair, so the
+    logits alone rank the candidates)."""
 
     def cross_logits(edit_texts, queries):
         return torch.tensor([logits.get(pair, -5.0) for pair in zip(edit_texts, queries)])
 
+    search = editor.router._search
+
+    def scripted_search(queries, vectors, k):
+        candidates, _ = search(queries, vectors, k)
+        candidates = [
+            [(edit, (similarities or {}).get((edit.prompt, query), 0.5)) for edit, _ in pairs] for query, pairs in zip(queries, candidates)
+        ]
+        return candidates, editor.router._logits(queries, candidates)
+
     editor.configure(rerank=True, threshold=0.5, conflict_margin=2.0)
     monkeypatch.setattr(editor.classifier, "cross_logits", cross_logits)
+    monkeypatch.setattr(editor.router, "_search", scripted_search)
+
+
+def test_among_edits_the_cross_encoder_cannot_rank_apart_the_nearer_by_embedding_answers(editor, monkeypatch):
+    """Seen among 10^5 CounterFact edits: the cross-encoder scores a paraphrase's own edit and a
+    same-subject edit of another relation both near its maximum, in either order; the embedding
+    similarity still puts the own edit first (186 of 200 paraphrases routed to their own edit
+    against 177)."""
+    own_prompt, look_alike_prompt = "The expertise of Carl Linnaeus is", "Carl Linnaeus, of"
+    paraphrase = "Carl Linnaeus is known for"
+    own = editor.add_edit(own_prompt, "history")
+    look_alike = editor.add_edit(look_alike_prompt, "Fortune")
+    logits = {(own_prompt, paraphrase): 6.8, (look_alike_prompt, paraphrase): 7.6}
+    similarities = {(own_prompt, paraphrase): 0.91, (look_alike_prompt, paraphrase): 0.88}
+    scripted_cross_encoder(editor, monkeypatch, logits, similarities)
+    assert editor.query(paraphrase).edit_id == own
+    # Beyond the margin the cross-encoder's ranking stands, however near the other edit's embedding.
+    scripted_cross_encoder(editor, monkeypatch, {**logits, (own_prompt, paraphrase): 5.0}, similarities)
+    assert editor.query(paraphrase).edit_id == look_alike
+    # A nearer edit out of scope never answers.
+    scripted_cross_encoder(editor, monkeypatch, {(own_prompt, paraphrase): -0.5, (look_alike_prompt, paraphrase): 1.0}, similarities)
+    assert editor.query(paraphrase).edit_id == look_alike
 
 
 def test_a_newer_look_alike_edit_of_another_fact_does_not_answer_for_an_older_one(editor, monkeypatch):
