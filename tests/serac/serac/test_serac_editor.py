@@ -74,8 +74,8 @@ def scripted_cross_encoder(editor, monkeypatch, logits: dict[tuple[str, str], fl
 def test_among_edits_the_cross_encoder_cannot_rank_apart_the_nearer_by_embedding_answers(editor, monkeypatch):
     """Seen among 10^5 CounterFact edits: the cross-encoder scores a paraphrase's own edit and a
     same-subject edit of another relation both near its maximum, in either order; the embedding
-    similarity still puts the own edit first (186 of 200 paraphrases routed to their own edit
-    against 177)."""
+    similarity still puts the own edit first (paraphrase success 0.855 -> 0.900 at seed 1,
+    benchmarks/scale/README.md)."""
     own_prompt, look_alike_prompt = "The expertise of Carl Linnaeus is", "Carl Linnaeus, of"
     paraphrase = "Carl Linnaeus is known for"
     own = editor.add_edit(own_prompt, "history")
