@@ -2,6 +2,10 @@
 and latency against the number of edits.
 
     .venv/bin/python benchmarks/scale/report.py RUN [--png RUN/scale.png]
+    .venv/bin/python benchmarks/scale/report.py A.jsonl B.jsonl --png scale.png   # rows of several runs
+
+Each source is a run folder (its results.jsonl) or a results file; one size may come from one
+source only, so a figure never mixes two measurements of the same N.
 """
 
 import argparse
@@ -50,20 +54,36 @@ def plot(rows: list[dict], path: Path) -> None:
     quality.legend()
     for key, label in (("base_ms", "base model alone"), ("query_out_of_scope_ms", "SERAC, out of scope"), ("query_in_scope_ms", "SERAC, in scope")):
         latency.plot(edits, [row[key] for row in rows], marker="o", label=label)
-    latency.set(xscale="log", xlabel="edits in memory", ylabel="ms per query (median)", title="query latency")
+    latency.set(xscale="log", xlabel="edits in memory", ylabel="ms per query (median)", ylim=(0, None), title="query latency")
     latency.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
 
+def read_rows(sources: list[Path]) -> list[dict]:
+    """The rows of every source, by size; a size measured in two sources is an error."""
+    rows = {}
+    for source in sources:
+        path = source / "results.jsonl" if source.is_dir() else source
+        if not path.is_file():
+            raise SystemExit(f"no results at {path}")
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            if row["edits"] in rows:
+                raise SystemExit(f"{row['edits']:,} edits are measured twice (again in {path}): give each size once")
+            rows[row["edits"]] = row
+    return [rows[size] for size in sorted(rows)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--png", type=Path)
+    parser.add_argument("sources", type=Path, nargs="+", help="run folders or results .jsonl files")
+    parser.add_argument("--png", type=Path, help="default: scale.png in the first source's folder")
     arguments = parser.parse_args()
-    rows = sorted((json.loads(line) for line in (arguments.run_dir / "results.jsonl").read_text().splitlines()), key=lambda r: r["edits"])
+    rows = read_rows(arguments.sources)
     print(table(rows))
-    plot(rows, arguments.png or arguments.run_dir / "scale.png")
+    first = arguments.sources[0]
+    plot(rows, arguments.png or (first if first.is_dir() else first.parent) / "scale.png")
 
 
 if __name__ == "__main__":
