@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from key_value_fixtures import write_tiny_data
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -228,3 +229,39 @@ def test_a_saved_editor_is_studied_from_a_copy_and_its_folder_is_left_untouched(
     assert [row["T"] for row in rows(folder, "saved_cache__counterfact")] == [0, 1, 2]
     assert {path.relative_to(saved): path.read_bytes() for path in saved.rglob("*") if path.is_file()} == before
     assert not (folder / "saved_cache__counterfact" / "live").exists()
+
+
+def test_rome_one_edit_at_a_time_and_memit_in_batches_run_through_the_study_and_resume(tmp_path, data, monkeypatch):
+    monkeypatch.setenv("SERAC_CACHE", str(tmp_path / "cache"))
+    write_tiny_data(data)  # CounterFact and zsRE train texts: the layer statistics' sample
+    (data / "zsre" / "train.json").write_text((data / "zsre" / "dev.json").read_text())
+    cheap = ("num_prefixes=1", "prefix_length=3", "value_steps=3", "stats_tokens=300")
+    overrides = (
+        "from_config=[rome,memit_batch100]", "algs.rome.rome.layer=1", "algs.memit_batch100.memit.layers=[0,1]",
+        *(f"algs.rome.rome.{setting}" for setting in cheap), *(f"algs.memit_batch100.memit.{setting}" for setting in cheap),
+    )
+    config = composed(tmp_path, data, "results", *overrides, edits_per_step={"memit_batch100": 2})
+    uninterrupted = run_study(config)
+    assert [row["T"] for row in rows(uninterrupted, "rome__counterfact")] == [0, 1, 2, 3, 4]
+    assert [row["T"] for row in rows(uninterrupted, "memit_batch100__counterfact")] == [0, 2, 4]
+    for run in ("rome__counterfact", "memit_batch100__counterfact"):
+        first, last = rows(uninterrupted, run)[0], rows(uninterrupted, run)[-1]
+        assert last["heldout_perplexity"] != first["heldout_perplexity"]  # the edits moved the weights
+
+    # Killed after ROME's second checkpoint: the run resumes from its saved weight deltas, and
+    # every row is the uninterrupted run's.
+    interrupted = composed(tmp_path, data, "interrupted", *overrides, edits_per_step={"memit_batch100": 2})
+    append_row = RunFolder.append_row
+
+    def stop_after_t2(self, row):
+        append_row(self, row)
+        if row["T"] == 2 and self.path.name == "rome__counterfact":
+            raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(RunFolder, "append_row", stop_after_t2)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_study(interrupted)
+    monkeypatch.setattr(RunFolder, "append_row", append_row)
+    resumed = run_study(interrupted)
+    for run in ("rome__counterfact", "memit_batch100__counterfact"):
+        assert metrics_only(rows(resumed, run)) == metrics_only(rows(uninterrupted, run))
