@@ -167,6 +167,8 @@ def run_editor(
     editor = build()
     try:
         editor.reset()  # a saved editor may hold edits
+        # Scoring every record's unrelated prompts unedited takes minutes on a CPU, before the bar starts.
+        log.info("%s: measuring the unedited model on the unrelated prompts of %d records", run.path.name, len(records))
         before = Unedited.of(editor, records, settings.answer_locality)
         rows = run.rows()
         if not rows:
