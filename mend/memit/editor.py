@@ -72,7 +72,8 @@ class MEMITEditor(KeyValueEditor):
         # Each layer re-reads every edit's keys and outputs (minutes for a batch of 1,000 on a CPU).
         for index, name in enumerate(tqdm(names, desc="MEMIT layer updates", unit="layer", disable=len(edits) == 1)):
             keys = self._mean_at_subject(name, edits, read="input")
-            current = self._mean_at_subject(top, edits, read="output")
+            # Before the first layer's update the top block's outputs are still `initial`: no second read.
+            current = initial if index == 0 else self._mean_at_subject(top, edits, read="output")
             residuals = layer_residuals(targets, current, len(names) - index)
             self.add_update(name, multi_layer_update(keys, residuals, second_moments[name], self.config.mom2_weight))
 
