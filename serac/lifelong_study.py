@@ -167,9 +167,12 @@ def run_editor(
     editor = build()
     try:
         editor.reset()  # a saved editor may hold edits
-        # Scoring every record's unrelated prompts unedited takes minutes on a CPU, before the bar starts.
-        log.info("%s: measuring the unedited model on the unrelated prompts of %d records", run.path.name, len(records))
-        before = Unedited.of(editor, records, settings.answer_locality)
+        def measure_unedited() -> Unedited:
+            # Scoring every record's unrelated prompts unedited takes minutes on a CPU, before the bar starts.
+            log.info("%s: measuring the unedited model on the unrelated prompts of %d records", run.path.name, len(records))
+            return Unedited.of(editor, records, settings.answer_locality)
+
+        before = run.unedited(measure_unedited)
         rows = run.rows()
         if not rows:
             run.append_row({"T": 0, **probe.measure(editor), "wall_seconds": clock() - started})

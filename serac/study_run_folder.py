@@ -3,6 +3,8 @@
     <results_dir>/<label>__<dataset>/
         settings.json   what the rows depend on; a re-run with other settings is refused
         rows.jsonl      one row per checkpoint (T = 0 first), appended and fsynced as measured
+        unedited.pt     the unedited editor's scores (and answers) on the records' locality
+                        prompts, measured once: a resume does not pay those minutes again
         state/          the editor at the last checkpoint (`Editor.save`) + study_progress.json
         live/           the copy of a saved editor that the running editor works in
         finished.json   written when the run ends: its last T and why it stopped, if it did
@@ -17,15 +19,20 @@ the user's trained editor or the saved state behind the run's back.
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from serac.core.editor import Editor
+from serac.core.evaluation import Unedited
 from serac.core.registry import load_working_copy
 from serac.core.saving import replace_folder, write_atomically
 
 SETTINGS_FILE = "settings.json"
 ROWS_FILE = "rows.jsonl"
 FINISHED_FILE = "finished.json"
+UNEDITED_FILE = "unedited.pt"
 PROGRESS_FILE = "study_progress.json"  # inside state/: edits held, editing and wall seconds so far
 
 
@@ -80,6 +87,15 @@ class RunFolder:
             file.write(json.dumps(row) + "\n")
             file.flush()
             os.fsync(file.fileno())
+
+    def unedited(self, measure: Callable[[], Unedited]) -> Unedited:
+        """The unedited measurements saved by an earlier run of this folder, else `measure()`, saved."""
+        file = self.path / UNEDITED_FILE
+        if file.exists():
+            return Unedited.from_state(torch.load(file, weights_only=True))
+        unedited = measure()
+        write_atomically(file, lambda staging: torch.save(unedited.to_state(), staging))
+        return unedited
 
     def save_state(self, editor: Editor, progress: dict) -> None:
         """Save the editor and its progress into `state.tmp`, then put it at `state` in one rename."""

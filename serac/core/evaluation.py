@@ -98,6 +98,19 @@ class Unedited:
         answers = _by_record(records, _answers(editor, prompts)) if with_answers else None
         return cls(scores, answers)
 
+    def to_state(self) -> dict:
+        """Plain tensors, strings and lists (loadable with `torch.load(weights_only=True)`)."""
+        scores = {
+            source: [[score.target_ids, score.logprobs, score.predicted_ids] for score in scores]
+            for source, scores in self.scores.items()
+        }
+        return {"scores": scores, "answers": self.answers}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Unedited":
+        scores = {source: [TargetScore(*fields) for fields in scores] for source, scores in state["scores"].items()}
+        return cls(scores, state["answers"])
+
 
 def _locality_pairs(records: Sequence[EditRecord]) -> tuple[list[str], list[str]]:
     """Every record's locality prompts and their gold answers, flattened in record order."""

@@ -11,6 +11,7 @@ from mend.finetune import FTEditor
 from serac import lifelong_study
 from serac.cache import CacheEditor
 from serac.cli import CONFIG_DIR
+from serac.core.evaluation import Unedited
 from serac.lifelong_study import measured_at, plan_study, run_study
 from serac.study_report import REPORT_FILE
 from serac.study_run_folder import ChangedSettingsError, RunFolder
@@ -132,19 +133,24 @@ def test_the_study_writes_rows_at_each_checkpoint_a_report_by_definition_and_cur
         assert (folder / f"{dataset}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_an_interrupted_study_resumes_at_its_last_checkpoint_with_the_same_rows(tmp_path, data, edit_calls):
-    uninterrupted = run_study(composed(tmp_path, data, "uninterrupted"))
+def test_an_interrupted_study_resumes_at_its_last_checkpoint_with_the_same_rows(tmp_path, data, edit_calls, monkeypatch):
+    uninterrupted = run_study(composed(tmp_path, data, "uninterrupted", "answer_locality=true"))
     edit_calls.update(ft=[], cache=[], interrupt_at=3)  # the third edit, after checkpoint 2
-    config = composed(tmp_path, data, "interrupted")
+    config = composed(tmp_path, data, "interrupted", "answer_locality=true")
     with pytest.raises(RuntimeError, match="interrupted"):
         run_study(config)
     assert [row["T"] for row in rows(tmp_path / "interrupted", "ft__counterfact")] == [0, 1, 2]
 
     edit_calls.update(ft=[], cache=[], interrupt_at=None)
+    unedited_measured = []
+    measure_unedited = Unedited.of.__func__
+    monkeypatch.setattr(Unedited, "of", classmethod(lambda cls, editor, *args: unedited_measured.append(type(editor))
+                                                    or measure_unedited(cls, editor, *args)))
     resumed = run_study(config)
 
     assert edit_calls["ft"] == [1, 1]  # records 3 and 4 only
     assert edit_calls["cache"] == [1] * 4  # it had not started
+    assert unedited_measured == [CacheEditor]  # ft's unedited scores and answers were read back, not measured again
     for label in ("ft", "cache"):
         assert metrics_only(rows(resumed, f"{label}__counterfact")) == metrics_only(rows(uninterrupted, f"{label}__counterfact"))
     edit_calls.update(ft=[], cache=[])
