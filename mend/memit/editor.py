@@ -23,7 +23,7 @@ from mend.memit.compute_multi_layer_update import layer_residuals, multi_layer_u
 from mend.memit.config import MEMITConfig
 from mend.memit.value_cache import ValueCache
 from serac.core.architectures import block_name, mlp_output_name
-from serac.core.edit_keys import activations_at
+from serac.core.edit_keys import activations_of_modules_at
 from serac.core.edit_values import optimise_value
 from serac.core.key_value_editor import EditContext, KeyValueEditor
 
@@ -50,18 +50,20 @@ class MEMITEditor(KeyValueEditor):
     def _top_block(self) -> str:
         return block_name(self.language_model.model, self._layer_indices()[-1], self.config.stack)
 
-    def _mean_at_subject(self, module_name: str, edits: list[EditContext], read: str) -> torch.Tensor:
-        """[n, dim]: each edit's mean activation at its subject token over its prompts."""
+    def _means_at_subject(self, reads: dict[str, str], edits: list[EditContext]) -> dict[str, torch.Tensor]:
+        """{module name: [n, dim]}: each edit's mean input or output (`reads`) at its subject token
+        over its prompts, every module read in the same forward passes."""
         prompts = [prompt for edit in edits for prompt in edit.prompts]
         targets = [edit.request.target for edit in edits for _ in edit.prompts]
         positions = [position for edit in edits for position in edit.positions]
-        values = activations_at(self.language_model, module_name, prompts, targets, positions, read=read)
-        return torch.stack([chunk.mean(dim=0) for chunk in values.split([len(edit.prompts) for edit in edits])])
+        values = activations_of_modules_at(self.language_model, reads, prompts, targets, positions)
+        sizes = [len(edit.prompts) for edit in edits]
+        return {name: torch.stack([chunk.mean(dim=0) for chunk in value.split(sizes)]) for name, value in values.items()}
 
     def compute_updates(self, edits: list[EditContext]) -> None:
         top = self._top_block()
         second_moments = self.second_moments()
-        initial = self._mean_at_subject(top, edits, read="output")
+        initial = self._means_at_subject({top: "output"}, edits)[top]
         cache = self._value_cache(top)
         self.reused_value_seconds = []
         targets = torch.stack([
@@ -69,11 +71,11 @@ class MEMITEditor(KeyValueEditor):
             for edit, start in tqdm(list(zip(edits, initial)), desc="MEMIT values z", unit="edit", disable=len(edits) == 1)
         ])
         names = list(self.modules)
-        # Each layer re-reads every edit's keys and outputs (minutes for a batch of 1,000 on a CPU).
+        # Each layer re-reads every edit's keys and the top block's outputs, in one pass (minutes for a
+        # batch of 1,000 on a CPU); before the first layer's update those outputs are still `initial`.
         for index, name in enumerate(tqdm(names, desc="MEMIT layer updates", unit="layer", disable=len(edits) == 1)):
-            keys = self._mean_at_subject(name, edits, read="input")
-            # Before the first layer's update the top block's outputs are still `initial`: no second read.
-            current = initial if index == 0 else self._mean_at_subject(top, edits, read="output")
+            read = self._means_at_subject({name: "input"} if index == 0 else {name: "input", top: "output"}, edits)
+            keys, current = read[name], initial if index == 0 else read[top]
             residuals = layer_residuals(targets, current, len(names) - index)
             self.add_update(name, multi_layer_update(keys, residuals, second_moments[name], self.config.mom2_weight))
 
