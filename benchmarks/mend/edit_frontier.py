@@ -9,12 +9,22 @@ undone. The gradient step is ΔW = −η ∇W NLL(edit target) over the MLP matr
 3 blocks (MEND's default), with η set so that the update's norm is a given fraction of
 theirs (‖ΔW‖_F / ‖W‖_F over all of them). MEND's rows report the same relative norm, measured.
 Edit and rephrase success are exact matches of the target; drawdown is the fraction of the
-edits' NQ locality answers whose argmax changes at any token (`serac.core.metrics`).
+edits' NQ locality answers whose argmax changes at any token, locality_token the share of their
+tokens whose argmax is unchanged (`serac.core.metrics`).
+
+Where the drawdown comes from: each locality answer's margin is the smallest gap, over its
+tokens, between the unedited model's top two log-probabilities (teacher forced); the last two
+columns split the drawdown between answers of margin under --margin nats (the model nearly
+undecided at some token) and the rest.
+
+    .venv/bin/python benchmarks/mend/edit_frontier.py --mend outputs/mend_full/editor \
+        --no-gradient-steps --alpha-scales 0.25 0.5 0.75 1 --records 100
 """
 
 import argparse
 import statistics
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
@@ -36,22 +46,41 @@ def relative_norm(weights: dict[str, torch.Tensor], unedited: dict[str, torch.Te
     return (change / sum(w.pow(2).sum() for w in unedited.values())).sqrt().item()
 
 
-def unedited_locality(lm: LanguageModel, records: list[EditRecord]) -> list[list]:
-    """Each record's locality answer scores under the unedited model, scored once for every setting."""
-    return [lm.score(list(record.locality_prompts), list(record.locality_answers)) for record in records]
+@dataclass
+class UneditedLocality:
+    """A record's locality answers under the unedited model: their scores and each answer's margin."""
+
+    scores: list
+    margins: list[float]
 
 
-def measure(lm: LanguageModel, record: EditRecord, locality_before: list, edit, undo) -> dict[str, float]:
-    """Edit/rephrase success and drawdown of one edit made by `edit()`; `undo()` restores the model.
+def unedited_locality(lm: LanguageModel, records: list[EditRecord]) -> list[UneditedLocality]:
+    """Each record's locality answers under the unedited model, measured once for every setting."""
+    result = []
+    for record in records:
+        prompts, answers = list(record.locality_prompts), list(record.locality_answers)
+        top_two = [logprobs.topk(2, dim=-1).values for logprobs in lm.target_logprobs(prompts, answers)]
+        margins = [(top[:, 0] - top[:, 1]).min().item() for top in top_two]
+        result.append(UneditedLocality(lm.score(prompts, answers), margins))
+    return result
+
+
+def measure(lm: LanguageModel, record: EditRecord, before: UneditedLocality, edit, undo) -> dict:
+    """Edit/rephrase success and locality of one edit made by `edit()`; `undo()` restores the model.
 
     `edit` returns the relative norm of the update it made.
     """
     size = edit()
+    after = lm.score(list(record.locality_prompts), list(record.locality_answers))
     result = {
         "relative_norm": size,
         "edit": metrics.edit_success(lm.score([record.prompt], [record.target])),
         "rephrase": metrics.edit_success(lm.score(list(record.rephrases), [record.target] * len(record.rephrases))),
-        "drawdown": metrics.drawdown(locality_before, lm.score(list(record.locality_prompts), list(record.locality_answers))),
+        "locality_token": metrics.token_locality(before.scores, after),
+        "changed": [  # (unedited margin, argmax changed at some token) per locality answer
+            (margin, not torch.equal(b.predicted_ids, a.predicted_ids))
+            for margin, b, a in zip(before.margins, before.scores, after)
+        ],
     }
     undo()
     return result
@@ -67,13 +96,20 @@ def gradient_step(lm: LanguageModel, weights: dict[str, torch.Tensor], record: E
             weight.sub_(grad, alpha=step_norm / norm_g)
 
 
-def summarise(label: str, setting: str, rows: list[dict]) -> str:
-    mean = {key: statistics.fmean(row[key] for row in rows) for key in rows[0]}
-    return (f"| {label} | {setting} | {mean['relative_norm']:.4f} | {mean['edit']:.3f} | "
-            f"{mean['rephrase']:.3f} | {mean['drawdown']:.3f} |")
+def _share(flags: list[bool]) -> str:
+    return f"{statistics.fmean(flags):.3f} (n={len(flags)})" if flags else "-"
 
 
-def gradient_step_rows(model_name: str, records: list[EditRecord]) -> Iterator[str]:
+def summarise(label: str, setting: str, rows: list[dict], margin: float) -> str:
+    mean = {key: statistics.fmean(row[key] for row in rows) for key in ("relative_norm", "edit", "rephrase", "locality_token")}
+    changed = [pair for row in rows for pair in row["changed"]]
+    drawdown = statistics.fmean(flag for _, flag in changed)
+    low, high = [flag for m, flag in changed if m < margin], [flag for m, flag in changed if m >= margin]
+    return (f"| {label} | {setting} | {mean['relative_norm']:.4f} | {mean['edit']:.3f} | {mean['rephrase']:.3f} | "
+            f"{drawdown:.3f} | {mean['locality_token']:.3f} | {_share(low)} | {_share(high)} |")
+
+
+def gradient_step_rows(model_name: str, records: list[EditRecord], margin: float) -> Iterator[str]:
     lm = load_language_model(model_name)
     lm.model.requires_grad_(False)
     names = edited_modules(lm.model, MENDConfig(model_name=model_name))
@@ -96,10 +132,10 @@ def gradient_step_rows(model_name: str, records: list[EditRecord]) -> Iterator[s
 
     for size in GRADIENT_STEP_SIZES:
         rows = [measure(lm, r, before, lambda r=r: step(r, size), restore) for r, before in zip(records, locality_before)]
-        yield summarise("gradient step", f"η: ‖ΔW‖/‖W‖ = {size:g}", rows)
+        yield summarise("gradient step", f"η: ‖ΔW‖/‖W‖ = {size:g}", rows, margin)
 
 
-def mend_rows(editor_path: str, records: list[EditRecord]) -> Iterator[str]:
+def mend_rows(editor_path: str, records: list[EditRecord], scales: list[float], margin: float) -> Iterator[str]:
     editor = MENDEditor.load(editor_path)
     trained_alpha = editor.transform.edit_lrs_unscaled.detach().clone()
     edited = {name: nethook.get_module(editor.language_model.model, name).weight for name in editor.config.edit_modules}
@@ -110,14 +146,14 @@ def mend_rows(editor_path: str, records: list[EditRecord]) -> Iterator[str]:
         editor.add_edit(record.prompt, record.target)
         return relative_norm(edited, original)
 
-    for scale in MEND_ALPHA_SCALES:
+    for scale in scales:
         with torch.no_grad():
             editor.transform.edit_lrs_unscaled.copy_(trained_alpha * scale)
         rows = [
             measure(editor.language_model, r, before, lambda r=r: edit(r), editor.reset)
             for r, before in zip(records, locality_before)
         ]
-        yield summarise("MEND", f"α × {scale:g}", rows)
+        yield summarise("MEND", f"α × {scale:g}", rows, margin)
 
 
 def main() -> None:
@@ -125,14 +161,19 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--mend", default=None, help="a trained MEND editor folder: adds its rows")
     parser.add_argument("--records", type=int, default=50)
+    parser.add_argument("--alpha-scales", type=float, nargs="+", default=list(MEND_ALPHA_SCALES))
+    parser.add_argument("--no-gradient-steps", action="store_true", help="only the MEND rows")
+    parser.add_argument("--margin", type=float, default=0.5, help="nats: the drawdown is split at this unedited margin")
     arguments = parser.parse_args()
     torch.manual_seed(0)
     records = load_records("zsre", "dev")[: arguments.records]
-    print("| update | setting | ‖ΔW‖/‖W‖ | edit success | rephrase success | drawdown |")
-    print("|---|---|---|---|---|---|")
-    for line in gradient_step_rows(arguments.model, records):
+    margin = f"margin < {arguments.margin:g}"
+    print(f"| update | setting | ‖ΔW‖/‖W‖ | edit success | rephrase success | drawdown | locality_token | "
+          f"drawdown, {margin} | drawdown, not {margin} |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for line in () if arguments.no_gradient_steps else gradient_step_rows(arguments.model, records, arguments.margin):
         print(line, flush=True)
-    for line in mend_rows(arguments.mend, records) if arguments.mend else ():
+    for line in mend_rows(arguments.mend, records, arguments.alpha_scales, arguments.margin) if arguments.mend else ():
         print(line, flush=True)
 
 
