@@ -18,10 +18,10 @@ RUN_SETTINGS_FILE = "run_settings.json"
 
 # Free to change between the sessions of one run: what is logged and where, and how long the
 # run goes on (a finished run can be trained further; with lr_decay="linear" the rest of the
-# schedule stretches to the new length).
+# schedule stretches to the new length; a run stopped early can go on with lr_reductions).
 _NOT_COMPARED = (
     "output_dir", "resume", "tensorboard", "plot_validation", "log_every", "find_unused_parameters",
-    "max_steps", "max_epochs", "early_stop_patience",
+    "max_steps", "max_epochs", "early_stop_patience", "lr_reductions", "lr_reduction_factor",
 )
 
 

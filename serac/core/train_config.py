@@ -30,6 +30,10 @@ class TrainConfig:
     early_stop_metric: str = "loss"  # a key of the algorithm's `validate` output; also picks `best/`
     early_stop_mode: str = "min"  # "min" or "max": which direction is better
     early_stop_patience: int | None = None  # validations without improvement before stopping; None: never
+    # When the patience runs out, the first `lr_reductions` times the run goes back to its best
+    # weights and goes on at the learning rate times `lr_reduction_factor` instead of stopping.
+    lr_reductions: int = 0
+    lr_reduction_factor: float = 0.1
     checkpoint_every: int | None = None  # None: no checkpoints, so no resume
     resume: bool = True  # continue from output_dir/checkpoint if this run wrote one (see `train`)
     log_every: int = 10
@@ -50,6 +54,10 @@ class TrainConfig:
         for name in ("max_epochs", "val_batches", "early_stop_patience", "checkpoint_every"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be None or at least 1, got {getattr(self, name)}")
+        if self.lr_reductions < 0:
+            raise ValueError(f"lr_reductions must not be negative, got {self.lr_reductions}")
+        if not 0 < self.lr_reduction_factor < 1:
+            raise ValueError(f"lr_reduction_factor must be between 0 and 1 (exclusive), got {self.lr_reduction_factor}")
         if self.lr <= 0 or self.weight_decay < 0 or self.warmup_steps < 0:
             raise ValueError("lr must be positive; weight_decay and warmup_steps must not be negative")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:

@@ -3,7 +3,8 @@ counterfactual model, MEND's editor networks).
 
 A method supplies a `TrainableAlgorithm`: how to batch its data, its loss, its validation
 metrics. `train` owns the rest: AdamW, warmup/decay, gradient accumulation and clipping,
-validation, early stopping, checkpoints, resume and logs. The same code runs on CPU, on one
+validation, early stopping (optionally after going back to the best weights at a lower learning
+rate, `lr_reductions`), checkpoints, resume and logs. The same code runs on CPU, on one
 GPU, and on several processes or nodes under `accelerate launch`.
 
 What a run leaves in `output_dir` (shared by all processes):
@@ -105,6 +106,7 @@ class TrainerState:
     best_metric: float | None = None
     best_step: int | None = None
     bad_validations: int = 0  # validations in a row without improvement
+    lr_reductions: int = 0  # times the patience ran out and the run went back to its best weights at a lower lr
     elapsed_seconds: float = 0.0  # training time so far, summed over resumed sessions
 
 
@@ -172,6 +174,8 @@ def train(
     running = _RunningMeans()
     progress = tqdm(total=total_steps, initial=state.step, desc="train", disable=not accelerator.is_main_process)
     model.train()
+    # A run that stopped early and is resumed with more lr_reductions goes on from its best weights.
+    _reduce_lr_on_plateau(accelerator, algorithm, optimizer, scheduler, state, config, output_dir)
     while not _finished(state, config, total_steps):
         loader.set_epoch(state.epoch)
         batches = accelerator.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch else loader
@@ -187,7 +191,7 @@ def train(
             running.add(logs | {"loss": loss.detach()})
             if not accelerator.sync_gradients:
                 continue
-            lr = scheduler.get_last_lr()[0]  # the rate this update used
+            lr = optimizer.param_groups[0]["lr"]  # the rate this update used (the schedule steps below)
             if not accelerator.optimizer_step_was_skipped:  # fp16 overflow: no update, no schedule step
                 scheduler.step()
             state.step += 1
@@ -205,6 +209,7 @@ def train(
                     metrics.write(state, "val", val_metrics)
                     curves.write(state.step, state.epoch, state.elapsed_seconds, val_metrics)
                 _track_best(accelerator, algorithm, val_metrics, state, config, output_dir)
+                _reduce_lr_on_plateau(accelerator, algorithm, optimizer, scheduler, state, config, output_dir)
             finished = _finished(state, config, total_steps)
             if config.checkpoint_every and (state.step % config.checkpoint_every == 0 or finished):
                 state.elapsed_seconds = elapsed_before + time.monotonic() - session_started
@@ -306,6 +311,33 @@ def _track_best(
             _save_weights(algorithm, output_dir / BEST_DIR, {"step": str(state.step), name: str(value)})
     else:
         state.bad_validations += 1
+
+
+def _reduce_lr_on_plateau(
+    accelerator: Accelerator, algorithm: TrainableAlgorithm, optimizer, scheduler,
+    state: TrainerState, config: TrainConfig, output_dir: Path,
+) -> None:
+    """When the patience has run out and `config.lr_reductions` allows another reduction: load the
+    best weights, multiply the learning rate by `lr_reduction_factor` and start counting again.
+
+    The optimizer's moments are kept (as in the usual reduce-on-plateau schedules). The reduced
+    rate lives in the optimizer and scheduler (base rates), so a checkpoint keeps it.
+    """
+    if not _patience_exhausted(state, config) or state.lr_reductions >= config.lr_reductions:
+        return
+    accelerator.wait_for_everyone()  # the main process has written best/
+    best = load_trained_weights(algorithm, output_dir / BEST_DIR)
+    schedule = scheduler.scheduler if hasattr(scheduler, "scheduler") else scheduler  # accelerate's wrapper
+    schedule.base_lrs = [rate * config.lr_reduction_factor for rate in schedule.base_lrs]
+    for group in optimizer.param_groups:
+        group["lr"] *= config.lr_reduction_factor
+    state.lr_reductions += 1
+    state.bad_validations = 0
+    log.warning(
+        "%s has not improved for %d validations: back to the best weights (step %s), learning rate x %g "
+        "(reduction %d of %d)", config.early_stop_metric, config.early_stop_patience, best.get("step"),
+        config.lr_reduction_factor, state.lr_reductions, config.lr_reductions,
+    )
 
 
 def trained_state_dict(algorithm: TrainableAlgorithm) -> dict[str, torch.Tensor]:

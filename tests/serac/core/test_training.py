@@ -127,6 +127,33 @@ def test_early_stopping_ends_the_run_after_patience_validations_without_improvem
     assert json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())["bad_validations"] == 2
 
 
+def test_lr_reductions_go_back_to_the_best_weights_at_a_lower_rate_before_stopping(tmp_path):
+    # "max" mode on the loss: only the first validation (step 2) is ever the best, so the patience
+    # runs out at step 6, the run goes on from step 2's weights at lr / 10, and stops at step 10.
+    settings = dict(max_steps=100, val_every=2, early_stop_metric="loss", early_stop_mode="max", early_stop_patience=2,
+                    checkpoint_every=50)
+    straight = AnswerQuestions()
+    result = train(straight, PAIRS, PAIRS, config(tmp_path / "straight", lr_reductions=1, **settings))
+
+    assert result.stopped_early and result.steps == 10 and result.best_step == 2
+    rates = {int(row["step"]): float(row["train/lr"]) for row in rows(result) if row["train/lr"]}
+    assert [rates[step] for step in range(1, 11)] == pytest.approx([1e-2] * 6 + [1e-3] * 4)
+    state = json.loads((tmp_path / "straight" / "checkpoint" / "trainer_state.json").read_text())
+    assert state["lr_reductions"] == 1 and state["bad_validations"] == 2
+
+    # A run that stopped without reductions goes on from its best weights when resumed with one.
+    train(AnswerQuestions(), PAIRS, PAIRS, config(tmp_path / "run", **settings))
+    best = load_file(tmp_path / "run" / "best" / "model.safetensors")
+    at_the_stop = AnswerQuestions()
+    train(at_the_stop, PAIRS, PAIRS, config(tmp_path / "run", lr_reductions=1, **settings | {"max_steps": 6}))
+    assert all(torch.equal(weights(at_the_stop)[name], tensor) for name, tensor in best.items())
+    resumed = AnswerQuestions()
+    train(resumed, PAIRS, PAIRS, config(tmp_path / "run", lr_reductions=1, **settings))
+    assert resumed.steps_seen == [7, 8, 9, 10]
+    expected, actual = weights(straight), weights(resumed)
+    assert all(torch.allclose(expected[name], actual[name], atol=1e-6) for name in expected)
+
+
 def test_max_epochs_bounds_the_run_and_the_schedule_and_the_last_step_is_validated(tmp_path):
     # 8 items in batches of 3 -> 3 batches per epoch -> 2 updates per epoch with accumulation 2
     settings = dict(batch_size=3, grad_accumulation=2, max_epochs=2, val_every=100, warmup_steps=2, lr_decay="linear")
@@ -222,6 +249,10 @@ def test_config_rejects_bad_values():
         TrainConfig(output_dir="out", grad_accumulation=0)
     with pytest.raises(ValueError, match="plot_validation must be true or false, got 'yes'"):
         TrainConfig(output_dir="out", plot_validation="yes")
+    with pytest.raises(ValueError, match="lr_reduction_factor must be between 0 and 1"):
+        TrainConfig(output_dir="out", lr_reduction_factor=1.0)
+    with pytest.raises(ValueError, match="lr_reductions must not be negative"):
+        TrainConfig(output_dir="out", lr_reductions=-1)
 
 
 def test_processes_that_did_not_join_one_group_are_refused(tmp_path, monkeypatch):
