@@ -17,6 +17,7 @@ the user's trained editor or the saved state behind the run's back.
 """
 
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -34,6 +35,8 @@ ROWS_FILE = "rows.jsonl"
 FINISHED_FILE = "finished.json"
 UNEDITED_FILE = "unedited.pt"
 PROGRESS_FILE = "study_progress.json"  # inside state/: edits held, editing and wall seconds so far
+
+log = logging.getLogger(__name__)
 
 
 class ChangedSettingsError(ValueError):
@@ -92,7 +95,10 @@ class RunFolder:
         """The unedited measurements saved by an earlier run of this folder, else `measure()`, saved."""
         file = self.path / UNEDITED_FILE
         if file.exists():
-            return Unedited.from_state(torch.load(file, weights_only=True))
+            try:
+                return Unedited.from_state(torch.load(file, weights_only=True))
+            except Exception as error:  # unreadable (damaged, or another torch's format): measure again
+                log.warning("%s is unreadable (%s: %s); measuring the unedited model again", file, type(error).__name__, error)
         unedited = measure()
         write_atomically(file, lambda staging: torch.save(unedited.to_state(), staging))
         return unedited

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from key_value_fixtures import write_tiny_data
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -12,6 +13,7 @@ from serac import lifelong_study
 from serac.cache import CacheEditor
 from serac.cli import CONFIG_DIR
 from serac.core.evaluation import Unedited
+from serac.core.language_model import TargetScore
 from serac.lifelong_study import measured_at, plan_study, run_study
 from serac.study_report import REPORT_FILE
 from serac.study_run_folder import ChangedSettingsError, RunFolder
@@ -271,3 +273,23 @@ def test_rome_one_edit_at_a_time_and_memit_in_batches_run_through_the_study_and_
     resumed = run_study(interrupted)
     for run in ("rome__counterfact", "memit_batch100__counterfact"):
         assert metrics_only(rows(resumed, run)) == metrics_only(rows(uninterrupted, run))
+
+
+def test_the_unedited_measurements_are_read_back_and_a_damaged_file_is_measured_again(tmp_path):
+    score = TargetScore(torch.tensor([5, 7]), torch.tensor([-0.5, -1.5]), torch.tensor([5, 3]))
+    measured = Unedited({"zsre/dev:0": [score]}, {"zsre/dev:0": ["Paris"]})
+    calls = []
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+
+    def measure():
+        calls.append(1)
+        return measured
+
+    first, second = folder.unedited(measure), folder.unedited(measure)
+    assert len(calls) == 1 and second.answers == measured.answers
+    assert torch.equal(second.scores["zsre/dev:0"][0].logprobs, score.logprobs)
+    assert torch.equal(second.scores["zsre/dev:0"][0].predicted_ids, score.predicted_ids)
+
+    (folder.path / "unedited.pt").write_bytes(b"not a torch file")
+    assert folder.unedited(measure) is measured and len(calls) == 2
