@@ -207,7 +207,8 @@ def train(
                 state.elapsed_seconds = elapsed_before + time.monotonic() - session_started
                 if metrics:
                     metrics.write(state, "val", val_metrics)
-                    curves.write(state.step, state.epoch, state.elapsed_seconds, val_metrics)
+                    # The rate of the updates before this validation: a reduction shows on the curves.
+                    curves.write(state.step, state.epoch, state.elapsed_seconds, val_metrics | {"lr": lr})
                 _track_best(accelerator, algorithm, val_metrics, state, config, output_dir)
                 _reduce_lr_on_plateau(accelerator, algorithm, optimizer, scheduler, state, config, output_dir)
             finished = _finished(state, config, total_steps)

@@ -140,6 +140,8 @@ def test_lr_reductions_go_back_to_the_best_weights_at_a_lower_rate_before_stoppi
     assert [rates[step] for step in range(1, 11)] == pytest.approx([1e-2] * 6 + [1e-3] * 4)
     state = json.loads((tmp_path / "straight" / "checkpoint" / "trainer_state.json").read_text())
     assert state["lr_reductions"] == 1 and state["bad_validations"] == 2
+    curves = read_validation_curves(tmp_path / "straight" / "validation.jsonl")
+    assert [row["lr"] for row in curves] == pytest.approx([1e-2] * 3 + [1e-3] * 2)  # steps 2-6, then 8 and 10
 
     # A run that stopped without reductions goes on from its best weights when resumed with one.
     train(AnswerQuestions(), PAIRS, PAIRS, config(tmp_path / "run", **settings))
