@@ -22,6 +22,7 @@ RUN_SETTINGS_FILE = "run_settings.json"
 _NOT_COMPARED = (
     "output_dir", "resume", "tensorboard", "plot_validation", "log_every", "find_unused_parameters",
     "max_steps", "max_epochs", "early_stop_patience", "lr_reductions", "lr_reduction_factor",
+    "lr_reduction_restores_best",
 )
 
 

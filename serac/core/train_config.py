@@ -30,10 +30,12 @@ class TrainConfig:
     early_stop_metric: str = "loss"  # a key of the algorithm's `validate` output; also picks `best/`
     early_stop_mode: str = "min"  # "min" or "max": which direction is better
     early_stop_patience: int | None = None  # validations without improvement before stopping; None: never
-    # When the patience runs out, the first `lr_reductions` times the run goes back to its best
-    # weights and goes on at the learning rate times `lr_reduction_factor` instead of stopping.
+    # When the patience runs out, the first `lr_reductions` times the run goes on at the learning
+    # rate times `lr_reduction_factor` instead of stopping: from the weights it has, or, with
+    # `lr_reduction_restores_best`, from its best ones (which on a noisy validation may be a lucky draw).
     lr_reductions: int = 0
     lr_reduction_factor: float = 0.1
+    lr_reduction_restores_best: bool = False
     checkpoint_every: int | None = None  # None: no checkpoints, so no resume
     resume: bool = True  # continue from output_dir/checkpoint if this run wrote one (see `train`)
     log_every: int = 10
@@ -62,7 +64,7 @@ class TrainConfig:
             raise ValueError("lr must be positive; weight_decay and warmup_steps must not be negative")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise ValueError(f"max_grad_norm must be None or positive, got {self.max_grad_norm}")
-        for name in ("resume", "tensorboard", "plot_validation", "find_unused_parameters"):
+        for name in ("resume", "tensorboard", "plot_validation", "find_unused_parameters", "lr_reduction_restores_best"):
             check_bool(getattr(self, name), name)
         if self.lr_decay not in ("constant", "linear"):
             raise ValueError(f"lr_decay must be 'constant' or 'linear', got {self.lr_decay!r}")

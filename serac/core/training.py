@@ -3,8 +3,8 @@ counterfactual model, MEND's editor networks).
 
 A method supplies a `TrainableAlgorithm`: how to batch its data, its loss, its validation
 metrics. `train` owns the rest: AdamW, warmup/decay, gradient accumulation and clipping,
-validation, early stopping (optionally after going back to the best weights at a lower learning
-rate, `lr_reductions`), checkpoints, resume and logs. The same code runs on CPU, on one
+validation, early stopping (optionally after going on at a lower learning rate, `lr_reductions`),
+checkpoints, resume and logs. The same code runs on CPU, on one
 GPU, and on several processes or nodes under `accelerate launch`.
 
 What a run leaves in `output_dir` (shared by all processes):
@@ -318,16 +318,19 @@ def _reduce_lr_on_plateau(
     accelerator: Accelerator, algorithm: TrainableAlgorithm, optimizer, scheduler,
     state: TrainerState, config: TrainConfig, output_dir: Path,
 ) -> None:
-    """When the patience has run out and `config.lr_reductions` allows another reduction: load the
-    best weights, multiply the learning rate by `lr_reduction_factor` and start counting again.
+    """When the patience has run out and `config.lr_reductions` allows another reduction: multiply
+    the learning rate by `lr_reduction_factor` and start counting again, from the current weights
+    (PyTorch's and Keras' reduce-on-plateau) or, with `lr_reduction_restores_best`, the best ones.
 
-    The optimizer's moments are kept (as in the usual reduce-on-plateau schedules). The reduced
-    rate lives in the optimizer and scheduler (base rates), so a checkpoint keeps it.
+    The optimizer's moments are kept. The reduced rate lives in the optimizer and scheduler (base
+    rates), so a checkpoint keeps it.
     """
     if not _patience_exhausted(state, config) or state.lr_reductions >= config.lr_reductions:
         return
-    accelerator.wait_for_everyone()  # the main process has written best/
-    best = load_trained_weights(algorithm, output_dir / BEST_DIR)
+    origin = f"at step {state.step}"
+    if config.lr_reduction_restores_best:
+        accelerator.wait_for_everyone()  # the main process has written best/
+        origin = f"back to the best weights (step {load_trained_weights(algorithm, output_dir / BEST_DIR).get('step')})"
     schedule = scheduler.scheduler if hasattr(scheduler, "scheduler") else scheduler  # accelerate's wrapper
     schedule.base_lrs = [rate * config.lr_reduction_factor for rate in schedule.base_lrs]
     for group in optimizer.param_groups:
@@ -335,8 +338,8 @@ def _reduce_lr_on_plateau(
     state.lr_reductions += 1
     state.bad_validations = 0
     log.warning(
-        "%s has not improved for %d validations: back to the best weights (step %s), learning rate x %g "
-        "(reduction %d of %d)", config.early_stop_metric, config.early_stop_patience, best.get("step"),
+        "%s has not improved for %d validations: %s, learning rate x %g (reduction %d of %d)",
+        config.early_stop_metric, config.early_stop_patience, origin,
         config.lr_reduction_factor, state.lr_reductions, config.lr_reductions,
     )
 

@@ -131,7 +131,7 @@ def test_lr_reductions_go_back_to_the_best_weights_at_a_lower_rate_before_stoppi
     # "max" mode on the loss: only the first validation (step 2) is ever the best, so the patience
     # runs out at step 6, the run goes on from step 2's weights at lr / 10, and stops at step 10.
     settings = dict(max_steps=100, val_every=2, early_stop_metric="loss", early_stop_mode="max", early_stop_patience=2,
-                    checkpoint_every=50)
+                    checkpoint_every=50, lr_reduction_restores_best=True)
     straight = AnswerQuestions()
     result = train(straight, PAIRS, PAIRS, config(tmp_path / "straight", lr_reductions=1, **settings))
 
@@ -154,6 +154,23 @@ def test_lr_reductions_go_back_to_the_best_weights_at_a_lower_rate_before_stoppi
     assert resumed.steps_seen == [7, 8, 9, 10]
     expected, actual = weights(straight), weights(resumed)
     assert all(torch.allclose(expected[name], actual[name], atol=1e-6) for name in expected)
+
+
+def test_by_default_an_lr_reduction_goes_on_from_the_weights_the_run_has(tmp_path):
+    settings = dict(max_steps=100, val_every=2, early_stop_metric="loss", early_stop_mode="max", early_stop_patience=2,
+                    checkpoint_every=50)
+    stopped = AnswerQuestions()
+    train(stopped, PAIRS, PAIRS, config(tmp_path, **settings))  # stops at step 6, best at step 2
+    at_the_stop = AnswerQuestions()
+    train(at_the_stop, PAIRS, PAIRS, config(tmp_path, lr_reductions=1, **settings | {"max_steps": 6}))
+
+    best = load_file(tmp_path / "best" / "model.safetensors")
+    assert not all(torch.equal(weights(at_the_stop)[name], tensor) for name, tensor in best.items())
+    assert all(torch.allclose(weights(stopped)[name], tensor) for name, tensor in weights(at_the_stop).items())
+    resumed = AnswerQuestions()
+    result = train(resumed, PAIRS, PAIRS, config(tmp_path, lr_reductions=1, **settings))
+    assert resumed.steps_seen == [7, 8, 9, 10] and result.stopped_early
+    assert [float(row["train/lr"]) for row in rows(result) if row["train/lr"] and int(row["step"]) > 6] == pytest.approx([1e-3] * 4)
 
 
 def test_max_epochs_bounds_the_run_and_the_schedule_and_the_last_step_is_validated(tmp_path):
