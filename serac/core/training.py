@@ -106,7 +106,7 @@ class TrainerState:
     best_metric: float | None = None
     best_step: int | None = None
     bad_validations: int = 0  # validations in a row without improvement
-    lr_reductions: int = 0  # times the patience ran out and the run went back to its best weights at a lower lr
+    lr_reductions: int = 0  # times the patience ran out and the run went on at a lower lr
     elapsed_seconds: float = 0.0  # training time so far, summed over resumed sessions
 
 
@@ -174,7 +174,7 @@ def train(
     running = _RunningMeans()
     progress = tqdm(total=total_steps, initial=state.step, desc="train", disable=not accelerator.is_main_process)
     model.train()
-    # A run that stopped early and is resumed with more lr_reductions goes on from its best weights.
+    # A run that stopped early and is resumed with more lr_reductions goes on at a lower rate.
     _reduce_lr_on_plateau(accelerator, algorithm, optimizer, scheduler, state, config, output_dir)
     while not _finished(state, config, total_steps):
         loader.set_epoch(state.epoch)
