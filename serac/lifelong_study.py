@@ -12,8 +12,8 @@ is written at once, the editor's state saved, and the report rebuilt (`serac.stu
 Running the same command again with the same `results_dir` resumes every unfinished run at
 its last checkpoint (`serac.study_run_folder`).
 
-The unedited baseline of the out-of-scope prompts is recomputed on resume from a freshly
-built editor rather than stored: it is deterministic, and storing it would add a format.
+With `report_only=true` it edits nothing: `study.md` and the curves are rebuilt from the rows
+already in `results_dir` (for instance the committed `benchmarks/lifelong/results`).
 CounterFact edits come from the start of val, zsRE edits from dev (537 records: its runs end
 there); records about a fact of the forgetting probe are skipped, and the report says how many.
 """
@@ -40,7 +40,7 @@ from serac.core.forgetting import CollapseThresholds, ForgettingProbe, Forgettin
 from serac.core.records import EditRecord
 from serac.core.registry import load_working_copy
 from serac.core.setting_checks import check_bool, check_choice, check_int, check_real
-from serac.study_report import REPORT_FILE, DatasetRuns, write_report
+from serac.study_report import REPORT_FILE, DatasetRuns, runs_in, write_report
 from serac.study_run_folder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -266,8 +266,26 @@ def run_study(config: dict) -> Path:
     return plan_study(config).run()
 
 
+def report_saved_rows(config: dict) -> Path:
+    """`study.md` and the curves rebuilt from the run folders in `results_dir`, nothing edited."""
+    folder = Path(config["results_dir"])
+    settings = StudySettings.from_config(config, [])
+    datasets = runs_in(folder, list(settings.datasets))
+    if not datasets:
+        raise ValueError(f"report_only: {folder} holds no run folder (<label>__<dataset>/rows.jsonl) of {list(settings.datasets)}")
+    return write_report(folder, datasets, settings.collapse)
+
+
 @hydra.main(config_path=CONFIG_DIR, config_name="study", version_base="1.3")
 def study_main(config: DictConfig) -> None:
+    if config.get("report_only"):
+        try:
+            report = report_saved_rows(OmegaConf.to_container(config, resolve=True))
+        except ValueError as error:
+            raise SystemExit(f"serac-study: {error}") from None
+        print(report.read_text())
+        print(json.dumps({"report": str(report)}))
+        return
     try:
         study = plan_study(OmegaConf.to_container(config, resolve=True))
     except ValueError as error:  # bad settings or data (DataFormatError too): our message, not a stack trace

@@ -12,7 +12,7 @@ from pathlib import Path
 from serac.comparison import plot_sequential
 from serac.core.forgetting import CollapseThresholds, collapse_point, collapse_reasons
 from serac.core.results import markdown_table
-from serac.study_run_folder import RunFolder
+from serac.study_run_folder import ROWS_FILE, RunFolder
 
 REPORT_FILE = "study.md"
 
@@ -75,6 +75,17 @@ class DatasetRuns:
     name: str
     runs: dict[str, RunFolder]
     notes: list[str] = field(default_factory=list)
+
+
+def runs_in(folder: Path, datasets: list[str]) -> list[DatasetRuns]:
+    """The run folders `<label>__<dataset>` already in `folder`, one `DatasetRuns` per dataset of
+    `datasets` that has any (labels in name order): what a report rebuilt from saved rows shows."""
+    found = {}
+    for path in sorted(folder.glob("*__*")):
+        label, _, dataset = path.name.rpartition("__")
+        if path.is_dir() and (path / ROWS_FILE).exists():
+            found.setdefault(dataset, {})[label] = RunFolder(path)
+    return [DatasetRuns(dataset, found[dataset]) for dataset in datasets if dataset in found]
 
 
 def write_report(folder: Path, datasets: list[DatasetRuns], thresholds: CollapseThresholds) -> Path:

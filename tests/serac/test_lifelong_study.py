@@ -1,6 +1,7 @@
 """`serac-study` on tiny models and a tiny data folder: rows, report, resume, batches, time budget."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from serac.cache import CacheEditor
 from serac.cli import CONFIG_DIR
 from serac.core.evaluation import Unedited
 from serac.core.language_model import TargetScore
-from serac.lifelong_study import measured_at, plan_study, run_study
+from serac.lifelong_study import measured_at, plan_study, report_saved_rows, run_study
 from serac.study_report import REPORT_FILE
 from serac.study_run_folder import ChangedSettingsError, RunFolder
 
@@ -133,6 +134,27 @@ def test_the_study_writes_rows_at_each_checkpoint_a_report_by_definition_and_cur
     assert "- **ft**: no collapse up to T=4" in report or "- **ft**: collapse at T=" in report
     for dataset in ("counterfact", "zsre"):
         assert (folder / f"{dataset}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_only_rebuilds_the_tables_and_curves_from_saved_rows_without_editing(tmp_path, data, edit_calls):
+    folder = run_study(composed(tmp_path, data, "results", "datasets=[counterfact,zsre]"))
+    committed = tmp_path / "committed"  # what benchmarks/lifelong/results keeps of a run: rows, settings, finished
+    for run in folder.glob("*__*"):
+        (committed / run.name).mkdir(parents=True)
+        for name in ("rows.jsonl", "settings.json", "finished.json"):
+            shutil.copy(run / name, committed / run.name / name)
+    calls_before = list(edit_calls["ft"])
+
+    report = report_saved_rows(composed(tmp_path, data, "committed", "datasets=[counterfact,zsre]", "report_only=true"))
+
+    assert edit_calls["ft"] == calls_before  # nothing edited
+    original, rebuilt = (folder / REPORT_FILE).read_text(), report.read_text()
+    tables = [line for line in original.splitlines() if line.startswith(("| ft |", "| cache |", "- **"))]
+    assert tables and all(line in rebuilt for line in tables)  # every row and collapse line, from the saved rows
+    for dataset in ("counterfact", "zsre"):
+        assert (committed / f"{dataset}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="holds no run folder"):
+        report_saved_rows(composed(tmp_path, data, "empty", "report_only=true"))
 
 
 def test_an_interrupted_study_resumes_at_its_last_checkpoint_with_the_same_rows(tmp_path, data, edit_calls, monkeypatch):
