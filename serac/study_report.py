@@ -66,6 +66,8 @@ DEFINITIONS = (
     ),
 )
 COSTS = {"seconds_per_edit": "s/edit", "wall_seconds": "wall s"}
+TOKEN_TRIPLE = DEFINITIONS[1].columns  # reliability, generalization, locality: the summary the lifelong papers average
+FORGETTING_FROM_UNEDITED = {key: label for key, label in DEFINITIONS[-1].columns.items() if key != "repetitive_generations"}
 
 
 @dataclass
@@ -124,21 +126,68 @@ def _dataset_section(folder: Path, dataset: DatasetRuns, thresholds: CollapseThr
     notes = "".join(f"- {note}\n" for note in dataset.notes)
     figure = f"\n![{dataset.name} curves]({plot.name})\n" if plot else ""
     definitions = ", ".join(definition.name for definition in DEFINITIONS if any(key in dict(shown) for key in definition.columns))
+    summary = _last_checkpoint_table(dataset, thresholds)
     return (
-        f"\n## {dataset.name}\n\n{notes}\nDefinitions shown: {definitions}.\n\n{table}\n\n"
+        f"\n## {dataset.name}\n\n{notes}\n{summary}Definitions shown: {definitions}.\n\n{table}\n\n"
         + "\n".join(lines) + "\n" + figure
     )
 
 
+def _last_checkpoint_table(dataset: DatasetRuns, thresholds: CollapseThresholds) -> str:
+    """One row per editor at the last T it reached: the token-level triple and its mean (the lifelong
+    papers' summary), CounterFact's efficacy and neighbourhood, the forgetting measures from T = 0, the
+    collapse point and the cost."""
+    rows = []
+    for label, run in dataset.runs.items():
+        measured = run.rows()
+        if len(measured) < 2 or measured[0]["T"] != 0:
+            continue
+        unedited, last = measured[0], measured[-1]
+        triple = [last.get(key, math.nan) for key in TOKEN_TRIPLE]
+        collapse = _collapse(run, thresholds)
+        rows.append({
+            "editor": label,
+            "T": last["T"],
+            **{TOKEN_TRIPLE[key]: value for key, value in zip(TOKEN_TRIPLE, triple)},
+            "mean of the three": sum(triple) / len(triple),
+            "efficacy": last.get("efficacy_score", math.nan),
+            "neighbourhood": last.get("neighborhood_score", math.nan),
+            **{label_: f"{unedited[key]:.3g} → {last[key]:.3g}" for key, label_ in FORGETTING_FROM_UNEDITED.items()
+               if key in unedited and key in last},
+            "collapse at T": "none" if collapse is None else collapse,
+            "s/edit": last.get("seconds_per_edit", math.nan),
+        })
+    if not rows:
+        return ""
+    return (
+        "At the last checkpoint each editor reached (token-level reliability, generalization and locality as "
+        "EasyEdit/KnowEdit; forgetting measures from the unedited model to that T):\n\n"
+        + markdown_table(rows) + "\n\n"
+    )
+
+
+def _forgetting_rows(run: RunFolder) -> list[tuple[int, dict[str, float]]]:
+    """(T, forgetting measures) of every row that has them all."""
+    keys = DEFINITIONS[-1].columns
+    return [(row["T"], {key: row[key] for key in keys}) for row in run.rows() if all(key in row for key in keys)]
+
+
+def _collapse(run: RunFolder, thresholds: CollapseThresholds) -> int | None:
+    """The run's collapse point so far, or None (also when it has no usable unedited row)."""
+    rows = _forgetting_rows(run)
+    if not rows or rows[0][0] != 0 or not all(math.isfinite(value) for value in rows[0][1].values()):
+        return None
+    return collapse_point(rows, thresholds)
+
+
 def _editor_summary(run: RunFolder, thresholds: CollapseThresholds) -> str:
     """Its collapse point and reasons, or how far it went without one; and whether it stopped early."""
-    forgetting_keys = DEFINITIONS[-1].columns
-    rows = [(row["T"], {key: row[key] for key in forgetting_keys}) for row in run.rows() if all(key in row for key in forgetting_keys)]
+    rows = _forgetting_rows(run)
     finished = run.finished()
     if not rows or rows[0][0] != 0:
         return "no rows yet"
     last_t = rows[-1][0]
-    collapse = collapse_point(rows, thresholds) if all(math.isfinite(value) for value in rows[0][1].values()) else None
+    collapse = _collapse(run, thresholds)
     if collapse is None:
         summary = f"no collapse up to T={last_t}"
     else:

@@ -132,6 +132,12 @@ def test_the_study_writes_rows_at_each_checkpoint_a_report_by_definition_and_cur
     assert "1 record(s) among them skipped: about a fact of the forgetting probe" in report  # The Nile
     assert "zsre/dev holds only 3 usable records: its runs stop at T = 3" in report
     assert "- **ft**: no collapse up to T=4" in report or "- **ft**: collapse at T=" in report
+    # the summary at the last checkpoint: the token-level triple, its mean, the forgetting measures from T = 0
+    summary = next(line for line in report.splitlines() if line.startswith("| ft | 4 |") and "→" in line)
+    triple = [last[key] for key in ("edit_token_accuracy", "rephrase_token_accuracy", "locality_token")]
+    first = rows(folder, "ft__counterfact")[0]
+    assert summary.split(" | ")[2:6] == [f"{value:.3f}" for value in (*triple, sum(triple) / 3)]
+    assert f"{first['heldout_perplexity']:.3g} → {last['heldout_perplexity']:.3g}" in summary
     for dataset in ("counterfact", "zsre"):
         assert (folder / f"{dataset}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
