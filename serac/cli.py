@@ -25,6 +25,8 @@ from serac.core.editor import Editor
 from serac.core.evaluation import EvalConfig, evaluate
 from serac.core.registry import editor_class, load_working_copy, trainer
 from serac.core.results import write_results
+from serac.core.saving import FolderInUseError
+from serac.core.training import CheckpointError
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
 WORKING_COPY = "editor_working_copy"  # in the results folder, while a saved editor is evaluated
@@ -38,7 +40,10 @@ def _plain(config: DictConfig) -> dict:
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 def train_main(config: DictConfig) -> None:
     output_dir = Path(config.output_dir)
-    saved = trainer(config.alg.name)(_plain(config), output_dir)
+    try:
+        saved = trainer(config.alg.name)(_plain(config), output_dir)
+    except (FolderInUseError, CheckpointError) as error:  # our message, not a stack trace
+        raise SystemExit(f"serac-train: {error}") from None
     log.info("trained editor saved to %s", saved)
     print(f"trained editor: {saved}")
     if torch.distributed.is_initialized():  # under `accelerate launch`: a clean exit for every process

@@ -39,6 +39,7 @@ from serac.core.evaluation import Unedited, edit_step, measure
 from serac.core.forgetting import CollapseThresholds, ForgettingProbe, ForgettingSettings
 from serac.core.records import EditRecord
 from serac.core.registry import load_working_copy
+from serac.core.saving import FolderInUseError
 from serac.core.setting_checks import check_bool, check_choice, check_int, check_real
 from serac.study_report import REPORT_FILE, DatasetRuns, runs_in, write_report
 from serac.study_run_folder import RunFolder
@@ -150,7 +151,6 @@ def run_settings(label: str, config: dict, dataset: str, records: list[EditRecor
 
 
 def run_editor(
-    label: str,
     build: Callable[[], Editor],
     run: RunFolder,
     records: list[EditRecord],
@@ -163,54 +163,55 @@ def run_editor(
 ) -> None:
     """One (editor, dataset) run from where its folder left off to the end of `plan`, or until
     the time budget is spent (it then stops at its last checkpoint)."""
-    started = clock()
-    editor = build()
-    try:
-        editor.reset()  # a saved editor may hold edits
-        def measure_unedited() -> Unedited:
-            # Scoring every record's unrelated prompts unedited takes minutes on a CPU, before the bar starts.
-            log.info("%s: measuring the unedited model on the unrelated prompts of %d records", run.path.name, len(records))
-            return Unedited.of(editor, records, settings.answer_locality)
+    with run.exclusive():
+        started = clock()
+        editor = build()
+        try:
+            editor.reset()  # a saved editor may hold edits
+            def measure_unedited() -> Unedited:
+                # Scoring every record's unrelated prompts unedited takes minutes on a CPU, before the bar starts.
+                log.info("%s: measuring the unedited model on the unrelated prompts of %d records", run.path.name, len(records))
+                return Unedited.of(editor, records, settings.answer_locality)
 
-        before = run.unedited(measure_unedited)
-        rows = run.rows()
-        if not rows:
-            run.append_row({"T": 0, **probe.measure(editor), "wall_seconds": clock() - started})
-            on_row()
-        progress = run.saved_progress() or {"T": 0, "edit_seconds": 0.0, "wall_seconds": 0.0}
-        if progress["T"]:
-            editor.close()
-            editor = run.load_state(device)
-            log.info("%s: resuming at T=%d", run.path.name, progress["T"])
-        done, edit_seconds, earlier_wall = progress["T"], progress["edit_seconds"], progress["wall_seconds"]
-
-        def measured_row(t: int) -> dict:
-            row = measure(editor, records[:t], before)
-            wall = earlier_wall + clock() - started
-            return {"T": t, **row, **probe.measure(editor), "seconds_per_edit": edit_seconds / t, "wall_seconds": wall}
-
-        if done and run.rows()[-1]["T"] != done:  # the crash fell between saving the state and writing its row
-            run.append_row(measured_row(done))
-        with tqdm(total=len(records), initial=done, desc=run.path.name, unit="edit") as bar:
-            for checkpoint in [t for t in plan if t > done]:
-                while done < checkpoint:
-                    batch = records[done : min(done + step, checkpoint)]
-                    edit_seconds += edit_step(editor, batch)
-                    done += len(batch)
-                    bar.update(len(batch))
-                    if settings.max_seconds_per_editor and earlier_wall + clock() - started > settings.max_seconds_per_editor:
-                        last = run.rows()[-1]["T"]
-                        log.warning("%s: time budget spent at T=%d; stopping at T=%d, its last checkpoint", run.path.name, done, last)
-                        run.finish(last, TIME_BUDGET)
-                        return
-                row = measured_row(checkpoint)
-                run.save_state(editor, {"T": checkpoint, "edit_seconds": edit_seconds, "wall_seconds": row["wall_seconds"]})
-                run.append_row(row)
+            before = run.unedited(measure_unedited)
+            rows = run.rows()
+            if not rows:
+                run.append_row({"T": 0, **probe.measure(editor), "wall_seconds": clock() - started})
                 on_row()
-        run.finish(done, None)
-    finally:
-        editor.close()
-        run.remove_working_copy()
+            progress = run.saved_progress() or {"T": 0, "edit_seconds": 0.0, "wall_seconds": 0.0}
+            if progress["T"]:
+                editor.close()
+                editor = run.load_state(device)
+                log.info("%s: resuming at T=%d", run.path.name, progress["T"])
+            done, edit_seconds, earlier_wall = progress["T"], progress["edit_seconds"], progress["wall_seconds"]
+
+            def measured_row(t: int) -> dict:
+                row = measure(editor, records[:t], before)
+                wall = earlier_wall + clock() - started
+                return {"T": t, **row, **probe.measure(editor), "seconds_per_edit": edit_seconds / t, "wall_seconds": wall}
+
+            if done and run.rows()[-1]["T"] != done:  # the crash fell between saving the state and writing its row
+                run.append_row(measured_row(done))
+            with tqdm(total=len(records), initial=done, desc=run.path.name, unit="edit") as bar:
+                for checkpoint in [t for t in plan if t > done]:
+                    while done < checkpoint:
+                        batch = records[done : min(done + step, checkpoint)]
+                        edit_seconds += edit_step(editor, batch)
+                        done += len(batch)
+                        bar.update(len(batch))
+                        if settings.max_seconds_per_editor and earlier_wall + clock() - started > settings.max_seconds_per_editor:
+                            last = run.rows()[-1]["T"]
+                            log.warning("%s: time budget spent at T=%d; stopping at T=%d, its last checkpoint", run.path.name, done, last)
+                            run.finish(last, TIME_BUDGET)
+                            return
+                    row = measured_row(checkpoint)
+                    run.save_state(editor, {"T": checkpoint, "edit_seconds": edit_seconds, "wall_seconds": row["wall_seconds"]})
+                    run.append_row(row)
+                    on_row()
+            run.finish(done, None)
+        finally:
+            editor.close()
+            run.remove_working_copy()
 
 
 @dataclasses.dataclass
@@ -221,7 +222,7 @@ class Study:
     settings: StudySettings
     probe: ForgettingProbe
     datasets: list[DatasetRuns]
-    runs: list[tuple[str, Callable[[], Editor], RunFolder, list[EditRecord], list[int], int]]
+    runs: list[tuple[Callable[[], Editor], RunFolder, list[EditRecord], list[int], int]]
     device: str | None
 
     def report(self) -> Path:
@@ -229,11 +230,11 @@ class Study:
 
     def run(self) -> Path:
         """Every unfinished run, the report rebuilt after each row; returns the results folder."""
-        for label, build, run, records, plan, step in self.runs:
+        for build, run, records, plan, step in self.runs:
             if run.finished():
                 log.info("%s is finished; skipped", run.path.name)
                 continue
-            run_editor(label, build, run, records, plan, step, self.settings, self.probe, self.device, self.report)
+            run_editor(build, run, records, plan, step, self.settings, self.probe, self.device, self.report)
         self.report()
         return self.folder
 
@@ -256,7 +257,7 @@ def plan_study(config: dict) -> Study:
             saved = (config.get("editors") or {}).get(label)
             # A saved editor is loaded from a copy: the run must not write into the user's folder.
             build = partial(load_working_copy, saved, run.working_copy, device) if saved else builders[label]
-            runs.append((label, build, run, records, plan, step))
+            runs.append((build, run, records, plan, step))
         datasets.append(DatasetRuns(dataset, folders, notes))
     return Study(folder, settings, probe, datasets, runs, device)
 
@@ -290,6 +291,9 @@ def study_main(config: DictConfig) -> None:
         study = plan_study(OmegaConf.to_container(config, resolve=True))
     except ValueError as error:  # bad settings or data (DataFormatError too): our message, not a stack trace
         raise SystemExit(f"serac-study: {error}") from None
-    folder = study.run()
+    try:
+        folder = study.run()
+    except FolderInUseError as error:
+        raise SystemExit(f"serac-study: {error}") from None
     print((folder / REPORT_FILE).read_text())
     print(json.dumps({"report": str(folder / REPORT_FILE)}))

@@ -28,7 +28,7 @@ import torch
 from serac.core.editor import Editor
 from serac.core.evaluation import Unedited
 from serac.core.registry import load_working_copy
-from serac.core.saving import replace_folder, write_atomically
+from serac.core.saving import exclusive_folder, replace_folder, write_atomically
 
 SETTINGS_FILE = "settings.json"
 ROWS_FILE = "rows.jsonl"
@@ -50,6 +50,11 @@ class RunFolder:
         self.path = Path(path)
         self.state = self.path / "state"
         self.working_copy = self.path / "live"
+
+    def exclusive(self):
+        """A context holding this run's folder for one process: two studies writing one run's rows
+        and state would interleave them (`saving.FolderInUseError` for the second)."""
+        return exclusive_folder(self.path, f"the study run {self.path.name}")
 
     def check_settings(self, settings: dict) -> None:
         """Record `settings` on the first run; on later runs refuse any that changed, naming them."""

@@ -150,6 +150,25 @@ def _lock_folder(folder: Path) -> int | None:
     return descriptor
 
 
+class FolderInUseError(RuntimeError):
+    """Another process works in the folder (it holds the folder's lock)."""
+
+
+@contextmanager
+def exclusive_folder(folder: Path, work: str) -> Iterator[Path]:
+    """Hold an exclusive lock on `folder` (created if missing) while `work` runs in it; a second
+    process that tries gets a FolderInUseError instead of writing beside the first. The kernel
+    releases the lock when the holder exits, even by kill -9, so a crash never leaves it held."""
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = _lock_folder(folder)
+    if descriptor is None:
+        raise FolderInUseError(f"{folder} is in use: another process is running {work} in it; wait for it to end or stop it")
+    try:
+        yield folder
+    finally:
+        os.close(descriptor)
+
+
 def _remove_abandoned_staging(target: Path) -> None:
     """Delete staging folders of `target` left by killed saves (a live save holds a lock on its own)."""
     for leftover in target.parent.glob(f".{glob.escape(target.name)}{_STAGING_MARK}*"):

@@ -17,6 +17,9 @@ What a run leaves in `output_dir` (shared by all processes):
     validation.jsonl         one row per validation, with wall-clock and training time
                              (and validation.png, its curves, when `config.plot_validation`)
     tensorboard/             event files, when `config.tensorboard`
+
+One run per `output_dir` at a time: the main process holds the folder's lock while it trains,
+and a second run started in the same folder stops with `saving.FolderInUseError`.
 """
 
 import csv
@@ -28,6 +31,7 @@ import shutil
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +53,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from serac.core.run_settings import RUN_SETTINGS_FILE, changed_settings, run_settings
+from serac.core.saving import exclusive_folder
 from serac.core.train_config import TrainConfig
 from serac.core.validation_curves import CURVES_FILE, PLOT_FILE, ValidationCurves
 
@@ -147,8 +152,19 @@ def train(
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.find_unused_parameters)],
     )
     _check_one_process_group(accelerator)
-    set_seed(config.seed)
     output_dir = Path(config.output_dir)
+    held = ExitStack()
+    if accelerator.is_main_process:  # a second run in the same folder would write over this one's checkpoints
+        held.enter_context(exclusive_folder(output_dir, "a training run"))
+    with held:
+        return _train_in(accelerator, output_dir, algorithm, train_items, val_items, config, identity)
+
+
+def _train_in(
+    accelerator: Accelerator, output_dir: Path, algorithm: TrainableAlgorithm, train_items: Sequence, val_items: Sequence,
+    config: TrainConfig, identity: dict | None,
+) -> TrainResult:
+    set_seed(config.seed)
     # The loader has its own generator so that starting an epoch never draws from the global RNG.
     loader = DataLoader(
         train_items, batch_size=config.batch_size, shuffle=True, collate_fn=algorithm.collate,

@@ -17,6 +17,7 @@ from serac.core.evaluation import Unedited
 from serac.core.language_model import TargetScore
 from serac.lifelong_study import measured_at, plan_study, report_saved_rows, run_study
 from serac.study_report import REPORT_FILE
+from serac.core.saving import FolderInUseError
 from serac.study_run_folder import ChangedSettingsError, RunFolder
 
 # CounterFact val: five facts to edit, the third about the subject of a probe fact, then the
@@ -206,6 +207,17 @@ def test_a_crash_between_saving_the_state_and_its_row_measures_that_checkpoint_a
     assert [row["T"] for row in rows(folder, "cache__counterfact")] == [0, 1, 2, 3, 4]
     assert edit_calls["cache"] == [1, 1]
     assert rows(folder, "cache__counterfact")[-1]["edit_success"] == 1.0  # it went on from the saved edits
+
+
+def test_a_run_folder_in_use_by_another_study_is_refused_and_left_untouched(tmp_path, data, edit_calls):
+    config = composed(tmp_path, data, "results", "from_config=[ft]", "checkpoints=[1]", "max_edits=1")
+    busy = RunFolder(tmp_path / "results" / "ft__counterfact")
+    with busy.exclusive():  # as another serac-study process running this run would hold it
+        with pytest.raises(FolderInUseError, match="ft__counterfact is in use"):
+            run_study(config)
+    assert edit_calls["ft"] == [] and busy.rows() == []
+    run_study(config)  # released: the run goes on
+    assert [row["T"] for row in busy.rows()] == [0, 1]
 
 
 def test_a_changed_config_is_refused_naming_what_changed(tmp_path, data, edit_calls):

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 from training_toy import PAIRS, AnswerQuestions, WithUnusedParameters
 
+from serac.core.saving import FolderInUseError, exclusive_folder
 from serac.core.train_config import TrainConfig
 from serac.core.training import CheckpointError, load_trained_weights, train
 from serac.core.validation_curves import read_validation_curves
@@ -116,6 +117,17 @@ def test_resuming_a_finished_run_does_nothing_more(tmp_path):
     result = train(again, PAIRS, PAIRS, config(tmp_path, max_steps=4, checkpoint_every=2, resume=True))
     assert again.steps_seen == [] and result.steps == 4
     assert len(rows(result)) == 4 + 2  # four train rows, two validations
+
+
+def test_a_second_run_in_a_folder_another_run_is_training_in_is_refused_and_writes_nothing(tmp_path):
+    train(AnswerQuestions(), PAIRS, PAIRS, config(tmp_path, max_steps=4, checkpoint_every=2))
+    before = {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*")}
+    second = AnswerQuestions()
+    with exclusive_folder(tmp_path, "a training run"):  # as the first run's process holds it while it trains
+        with pytest.raises(FolderInUseError, match="in use: another process is running a training run"):
+            train(second, PAIRS, PAIRS, config(tmp_path, max_steps=6, checkpoint_every=2))
+    assert second.steps_seen == [] and {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*")} == before
+    assert train(second, PAIRS, PAIRS, config(tmp_path, max_steps=6, checkpoint_every=2)).steps == 6  # released
 
 
 def test_early_stopping_ends_the_run_after_patience_validations_without_improvement(tmp_path):

@@ -15,7 +15,7 @@ from index import NotAnEditMemoryError
 from serac import SERAC
 from serac.core.evaluation import EvalConfig
 from serac.core.models import ModelNotFoundError, load_model
-from serac.core.saving import NotASavedEditorError, SaveTargetError
+from serac.core.saving import NotASavedEditorError, SaveTargetError, exclusive_folder
 from serac.serac.config import SERACConfig
 
 SURROGATE = "Who wrote \udc80 Hamlet?"
@@ -168,3 +168,13 @@ def test_the_cache_refuses_bad_settings_with_our_errors(tiny_lm):
                 cache.configure(**bad)
     finally:
         cache.close()
+
+
+def test_training_into_a_folder_another_run_is_training_in_is_our_error(tmp_path):
+    training = tmp_path / "out" / "training"
+    with exclusive_folder(training, "a training run"):  # the first run's process, still training
+        finished = _cli("serac-train", "alg=mend_quick", "model=tiny-llama", "device=cpu", "alg.train_limit=8",
+                        f"output_dir={tmp_path}/out", cwd=tmp_path)
+    assert finished.returncode != 0
+    assert f"serac-train: {training} is in use" in finished.stderr and "Traceback" not in finished.stderr
+    assert list(training.iterdir()) == []
