@@ -66,6 +66,7 @@ DEFINITIONS = (
     ),
 )
 COSTS = {"seconds_per_edit": "s/edit", "wall_seconds": "wall s"}
+UNDEFINED = {"zsre": ("neighborhood_score",)}  # dataset -> row keys it has no definition for (see `_rows`)
 TOKEN_TRIPLE = DEFINITIONS[1].columns  # reliability, generalization, locality: the summary the lifelong papers average
 FORGETTING_FROM_UNEDITED = {key: label for key, label in DEFINITIONS[-1].columns.items() if key != "repetitive_generations"}
 
@@ -109,8 +110,16 @@ def write_report(folder: Path, datasets: list[DatasetRuns], thresholds: Collapse
     return file
 
 
+def _rows(run: RunFolder, dataset: str) -> list[dict]:
+    """The run's rows without the scores its dataset does not define. zsRE's locality prompts are NQ
+    questions, not neighbours of the fact; runs measured before the evaluation stopped scoring them as
+    neighbours (2026-12-04) carry a `neighborhood_score` that is no CounterFact neighbourhood score."""
+    undefined = UNDEFINED.get(dataset, ())
+    return [{key: value for key, value in row.items() if key not in undefined} for row in run.rows()]
+
+
 def _dataset_section(folder: Path, dataset: DatasetRuns, thresholds: CollapseThresholds) -> str:
-    rows = [{"editor": label, **row} for label, run in dataset.runs.items() for row in run.rows()]
+    rows = [{"editor": label, **row} for label, run in dataset.runs.items() for row in _rows(run, dataset.name)]
     columns = [(key, f"{definition.name} · {label}") for definition in DEFINITIONS for key, label in definition.columns.items()]
     columns += list(COSTS.items())
     shown = [(key, label) for key, label in columns if any(key in row for row in rows)]
@@ -139,7 +148,7 @@ def _last_checkpoint_table(dataset: DatasetRuns, thresholds: CollapseThresholds)
     collapse point and the cost."""
     rows = []
     for label, run in dataset.runs.items():
-        measured = run.rows()
+        measured = _rows(run, dataset.name)
         if len(measured) < 2 or measured[0]["T"] != 0:
             continue
         unedited, last = measured[0], measured[-1]
@@ -151,7 +160,7 @@ def _last_checkpoint_table(dataset: DatasetRuns, thresholds: CollapseThresholds)
             **{TOKEN_TRIPLE[key]: value for key, value in zip(TOKEN_TRIPLE, triple)},
             "mean of the three": sum(triple) / len(triple),
             "efficacy": last.get("efficacy_score", math.nan),
-            "neighbourhood": last.get("neighborhood_score", math.nan),
+            **({"neighbourhood": last["neighborhood_score"]} if "neighborhood_score" in last else {}),
             **{label_: f"{unedited[key]:.3g} → {last[key]:.3g}" for key, label_ in FORGETTING_FROM_UNEDITED.items()
                if key in unedited and key in last},
             "collapse at T": "none" if collapse is None else collapse,

@@ -177,29 +177,39 @@ def _preference_scores(
     editor: Editor, records: Sequence[EditRecord], edit_scores: list[TargetScore], rephrase_scores: list[TargetScore]
 ) -> dict[str, float]:
     """CounterFact's efficacy, paraphrase and neighbourhood scores (`metrics.preference_score`), from the
-    records' original answers; the neighbourhood compares the true object with the new target on the
-    locality prompts."""
+    records' original answers. The neighbourhood compares the true object with the new target on the
+    neighbour prompts: the locality prompts whose gold answer is the edited fact's true object
+    (CounterFact's, another subject with the same relation and object). Unrelated questions (zsRE's NQ
+    locality prompts) are no neighbours; without any, there is no neighbourhood score."""
+    neighbours = [_neighbour_prompts(record) for record in records]
     prompts, targets = [], []
-    for record in records:
+    for record, record_neighbours in zip(records, neighbours):
         for prompt in (record.prompt, *record.rephrases):
             prompts.append(prompt)
             targets.append(record.original_answer)
-        for prompt in record.locality_prompts:
+        for prompt in record_neighbours:
             prompts.extend([prompt, prompt])
             targets.extend([record.original_answer, record.target])
     scores = iter(editor.score(prompts, targets))
     true_on_edit, true_on_rephrase, true_on_neighbour, new_on_neighbour = [], [], [], []
-    for record in records:
+    for record, record_neighbours in zip(records, neighbours):
         true_on_edit.append(next(scores))
         true_on_rephrase.extend(next(scores) for _ in record.rephrases)
-        for _ in record.locality_prompts:
+        for _ in record_neighbours:
             true_on_neighbour.append(next(scores))
             new_on_neighbour.append(next(scores))
-    return {
+    row = {
         "efficacy_score": metrics.preference_score(edit_scores, true_on_edit),
         "paraphrase_score": metrics.preference_score(rephrase_scores, true_on_rephrase),
-        "neighborhood_score": metrics.preference_score(true_on_neighbour, new_on_neighbour),
     }
+    if true_on_neighbour:
+        row["neighborhood_score"] = metrics.preference_score(true_on_neighbour, new_on_neighbour)
+    return row
+
+
+def _neighbour_prompts(record: EditRecord) -> list[str]:
+    """The locality prompts whose gold answer is the record's true object."""
+    return [prompt for prompt, answer in zip(record.locality_prompts, record.locality_answers) if answer == record.original_answer]
 
 
 def _latest_target_scores(

@@ -171,3 +171,28 @@ def test_counterfact_scores_are_computed_only_when_records_carry_the_true_object
     assert row["neighborhood_score"] == 0.0  # the new object now wins on the neighbour prompt too
     row = evaluate(LogprobEditor(), records(2), EvalConfig(protocol="single"))[0]
     assert "efficacy_score" not in row
+
+
+class UnreachedQuestionsEditor(LogprobEditor):
+    """As LogprobEditor, but the edits never reach "who ..." questions: the true object "old" wins there."""
+
+    def score(self, prompts, targets):
+        return [
+            TargetScore(torch.tensor([1]), torch.tensor([0.0 if target == "old" else -1.0]), torch.tensor([1]))
+            if prompt.startswith("who") else score
+            for prompt, target, score in zip(prompts, targets, super().score(prompts, targets))
+        ]
+
+
+def test_the_neighbourhood_score_counts_only_neighbours_of_the_fact_not_unrelated_questions():
+    # zsRE: the true object is known, but the locality prompt is an unrelated NQ question with its own answer
+    unrelated = [
+        EditRecord(prompt="p?", target="new", rephrases=("r?",), locality_prompts=("who wrote x?",),
+                   locality_answers=("someone",), original_answer="old", source="#0")
+    ]
+    row = evaluate(UnreachedQuestionsEditor(), unrelated, EvalConfig(protocol="single"))[0]
+    assert row["efficacy_score"] == 1.0 and "neighborhood_score" not in row
+    mixed = [*unrelated, EditRecord(prompt="q?", target="new", rephrases=("s?",), locality_prompts=("n?",),
+                                    locality_answers=("old",), original_answer="old", source="#1")]
+    row = evaluate(UnreachedQuestionsEditor(), mixed, EvalConfig(protocol="single"))[0]
+    assert row["neighborhood_score"] == 0.0  # the one neighbour prompt; counting the NQ question would give 0.5
