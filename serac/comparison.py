@@ -117,13 +117,20 @@ def table_row(editor: str, row: dict) -> dict:
 
 
 def plot_sequential(
-    rows: list[dict], file: Path, metrics: Sequence[str] = METRICS[:6], titles: dict[str, str] | None = None
+    rows: list[dict], file: Path, metrics: Sequence[str] = METRICS[:6], titles: dict[str, str] | None = None,
+    unedited_levels: Sequence[str] = (),
 ) -> Path | None:
     """Each metric against T (log scale), one line per editor, for the sequential rows with T > 0;
-    None without any. Three plots a line; `titles` names a metric's plot (default: its key)."""
+    None without any. The metrics in `unedited_levels` also get their T = 0 value (the unedited model,
+    which a log axis cannot place) as a dashed level. Three plots a line; `titles` names a metric's plot
+    (default: its key)."""
     sequential = [row for row in rows if row["protocol"] == "sequential" and row["T"] > 0]
     if not sequential:
         return None
+    unedited = {}
+    for row in rows:
+        if row["protocol"] == "sequential" and row["T"] == 0:
+            unedited = {**row, **unedited}  # the first editor's, where several measured the same base model
     editors = list(dict.fromkeys(row["editor"] for row in sequential))
     lines = math.ceil(len(metrics) / 3)
     figure = Figure(figsize=(15, 4 * lines), layout="constrained")
@@ -136,9 +143,12 @@ def plot_sequential(
             points = [(row["T"], row[metric]) for row in sequential if row["editor"] == editor and metric in row]
             if points:  # a marker of its own, so an editor hidden under another's line still shows
                 axes.plot(*zip(*points), marker="os^Dvp*"[number % 7], label=editor)
+        if metric in unedited_levels and isinstance(unedited.get(metric), (int, float)):
+            axes.axhline(unedited[metric], color="gray", linestyle="--", label="unedited (T = 0)")
         axes.set(title=(titles or {}).get(metric, metric), xlabel="edits T", xscale="log")
         axes.grid(True, alpha=0.3)
-    figure.legend(*figure.axes[0].get_legend_handles_labels(), loc="outside right upper")
+    legend = {label: handle for axes in figure.axes for handle, label in zip(*axes.get_legend_handles_labels())}
+    figure.legend(legend.values(), legend.keys(), loc="outside right upper")
     figure.savefig(file, dpi=100)
     return file
 

@@ -130,6 +130,7 @@ def _dataset_section(folder: Path, dataset: DatasetRuns, thresholds: CollapseThr
         folder / f"{dataset.name}.png",
         [key for key, _ in shown],
         dict(shown),
+        unedited_levels=list(DEFINITIONS[-1].columns),  # the forgetting measures, against the unedited model
     )
     lines = [f"- **{label}**: {_editor_summary(run, thresholds)}" for label, run in dataset.runs.items()]
     notes = "".join(f"- {note}\n" for note in dataset.notes)

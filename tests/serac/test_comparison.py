@@ -117,3 +117,20 @@ def test_bad_comparisons_get_clear_errors(tmp_path):
         run_comparison(composed(tmp_path, "from_config=[]"))
     with pytest.raises(ValueError, match="protocols"):
         CompareConfig(protocols=("sequentail",))
+
+
+def test_the_curves_draw_the_unedited_level_of_the_metrics_asked_for_only(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(comparison.Figure, "savefig", lambda figure, *args, **kwargs: figures.append(figure))
+    rows = [
+        {"protocol": "sequential", "editor": "ft", "T": 0, "perplexity": 40.0, "wall": 5.0},
+        {"protocol": "sequential", "editor": "ft", "T": 1, "perplexity": 41.0, "wall": 6.0, "edit": 1.0},
+        {"protocol": "sequential", "editor": "ft", "T": 10, "perplexity": 80.0, "wall": 9.0, "edit": 0.5},
+    ]
+    comparison.plot_sequential(rows, tmp_path / "curves.png", ["edit", "perplexity", "wall"], unedited_levels=["perplexity"])
+    edit, perplexity, wall = figures[0].axes[:3]
+    levels = [(line.get_xdata(), line.get_ydata()) for line in perplexity.get_lines() if line.get_linestyle() == "--"]
+    assert len(levels) == 1 and list(levels[0][1]) == [40.0, 40.0]  # the unedited model's perplexity
+    assert all(line.get_linestyle() != "--" for axes in (edit, wall) for line in axes.get_lines())
+    assert [list(line.get_xdata()) for line in perplexity.get_lines() if line.get_linestyle() != "--"] == [[1, 10]]
+    assert "unedited (T = 0)" in [text.get_text() for text in figures[0].legends[0].get_texts()]
