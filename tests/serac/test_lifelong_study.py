@@ -49,8 +49,8 @@ def data(tmp_path):
         (folder / name).mkdir(parents=True)
     facts = [
         {"case_id": index, "prompt": prompt, "subject": subject, "target_new": new, "ground_truth": true,
-         "rephrase_prompt": f"In short, {prompt.lower()}", "locality_prompt": "What language is spoken in Brazil?",
-         "locality_ground_truth": "Portuguese"}
+         "rephrase_prompt": f"In short, {prompt.lower()}",  # a neighbour: another subject, the same relation and object
+         "locality_prompt": f"Like it, the one next door: {prompt.lower()}", "locality_ground_truth": true}
         for index, (prompt, subject, true, new) in enumerate(EDITS + PROBE_FACTS)
     ]
     (folder / "counterfact" / "val.json").write_text(json.dumps(facts))
