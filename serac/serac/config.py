@@ -29,7 +29,7 @@ class SERACConfig:
     # Settings of routing and inference only: training does not read them, so a training run
     # resumes whatever they are (serac.serac.train leaves them out of the run's identity).
     inference_settings: ClassVar[tuple[str, ...]] = (
-        "top_k", "threshold", "embedding_floor", "rerank", "retrieval", "conflicts", "conflict_margin",
+        "top_k", "threshold", "embedding_floor", "rerank", "retrieval", "conflicts", "conflict_margin", "subject_scope",
         "index_kind", "ivf_storage", "encoder_backend", "cross_encoder_backend", "max_new_tokens",
     )
 
@@ -61,6 +61,12 @@ class SERACConfig:
     # within `conflict_margin` of the best logit, the nearest to the query by embedding.
     conflicts: str = "newest"
     conflict_margin: float = 2.0  # a finite logit difference >= 0
+    # True: an edit given with its subject covers only queries that name that subject (case-insensitive
+    # substring), whatever the classifier says, and two edits of different subjects are never one
+    # fact. A prior for edits about named entities: it refuses CounterFact's neighbours (same relation,
+    # another subject), which a cross-encoder can score in scope, and a query naming the subject by
+    # an alias. Edits without a subject are routed as before.
+    subject_scope: bool = False
     # "auto": exact search while the memory is small, an IVF index trained in the background
     # past 50,000 edits (see index.MemoryConfig); "flat", "ivf", "hnsw" fix the kind.
     index_kind: str = "auto"
@@ -93,6 +99,7 @@ class SERACConfig:
         check_choice(self.retrieval, "SERACConfig.retrieval", ("faiss", "exhaustive"))
         check_choice(self.conflicts, "SERACConfig.conflicts", ("newest", "closest"))
         self.conflict_margin = check_real(self.conflict_margin, "SERACConfig.conflict_margin", 0.0, math.inf)
+        check_bool(self.subject_scope, "SERACConfig.subject_scope")
         check_choice(self.index_kind, "SERACConfig.index_kind", INDEX_KINDS)
         check_choice(self.ivf_storage, "SERACConfig.ivf_storage", IVF_STORAGES)
         check_choice(self.encoder_backend, "SERACConfig.encoder_backend", ENCODER_BACKENDS)

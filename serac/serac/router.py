@@ -10,6 +10,8 @@ fact* as the best-scoring one, i.e. a newer candidate whose own prompt the class
 scope of the best edit's prompt. Comparing the two edits' prompts, not only each against the
 query, keeps a newer look-alike edit of another fact (same subject, other relation) from
 answering a paraphrase that the classifier finds close to both.
+With `subject_scope`, an edit stored with its subject covers only queries that name it, and edits
+of two different subjects are never one fact.
 """
 
 import math
@@ -57,6 +59,11 @@ class Router:
             candidates, logits = self._search(queries, vectors, self.config.top_k)
             if self.config.conflicts == "newest":
                 self._widen_crowded(queries, vectors, candidates, logits)
+        if self.config.subject_scope:
+            for query, query_candidates, query_logits in zip(queries, candidates, logits):
+                for i, (edit, _) in enumerate(query_candidates):
+                    if not _names_subject(query, edit) and edit.prompt != query:
+                        query_logits[i] = -math.inf
         chosen = [
             self._closest(query, query_candidates, query_logits) if query_candidates else None
             for query, query_candidates, query_logits in zip(queries, candidates, logits)
@@ -72,7 +79,9 @@ class Router:
             probability = float(torch.sigmoid(torch.tensor(query_logits[best])))
             # An edit's own prompt is in its scope whatever the classifier says (it can score an
             # identical pair under the threshold, as seen among 10^4 CounterFact edits).
-            in_scope = probability >= self.config.threshold or edit.prompt == query
+            in_scope = edit.prompt == query or (
+                probability >= self.config.threshold and (not self.config.subject_scope or _names_subject(query, edit))
+            )
             routes.append(Route(str(edit.id), edit.prompt, edit.target, probability, in_scope))
         return routes
 
@@ -138,6 +147,9 @@ class Router:
         closest_prompts = [candidates[q][closest[q]][0].prompt for q, _ in pairs]
         covers = self._covers(newer_prompts + closest_prompts, closest_prompts + newer_prompts)
         same_fact = [forward and backward for forward, backward in zip(covers[: len(pairs)], covers[len(pairs) :])]
+        if self.config.subject_scope:
+            subjects = [(_subject(candidates[q][i][0]), _subject(candidates[q][closest[q]][0])) for q, i in pairs]
+            same_fact = [same and (not a or not b or a == b) for same, (a, b) in zip(same_fact, subjects)]
         superseding = [[] for _ in closest]
         for (q, i), same in zip(pairs, same_fact):
             if same:
@@ -193,3 +205,14 @@ def _logit(probability: float) -> float:
     if probability >= 1.0:
         return math.inf
     return math.log(probability / (1.0 - probability))
+
+
+def _subject(edit) -> str:
+    """The subject an edit was stored with, lower-cased; "" when it has none."""
+    return ((edit.metadata or {}).get("subject") or "").strip().lower()
+
+
+def _names_subject(query: str, edit) -> bool:
+    """Whether `query` names the edit's subject (always, for an edit stored without one)."""
+    subject = _subject(edit)
+    return not subject or subject in query.lower()

@@ -34,6 +34,28 @@ def test_a_newer_edit_of_the_same_prompt_wins(editor):
     assert editor.query(QUESTION).edit_id == newer
 
 
+def test_with_subject_scope_an_edit_covers_only_queries_that_name_its_subject(editor):
+    riga = editor.add_edit("Riga is a twin city of", "Athens", subject="Riga")
+    editor.configure(threshold=0.0)  # the classifier finds every query in scope, as it can a neighbour
+    neighbour, paraphrase = "Santiago is a twin city of", "The twin city of RIGA is"
+    assert all(result.routed for result in editor.query_batch([neighbour, paraphrase]))
+    editor.configure(subject_scope=True)
+    routed_neighbour, routed_paraphrase = editor.query_batch([neighbour, paraphrase])
+    assert not routed_neighbour.routed
+    assert routed_paraphrase.routed and routed_paraphrase.edit_id == riga  # the subject's name, in any case
+    hamlet = editor.add_edit("Who wrote Hamlet?", "Jane Austen")  # no subject: routed by the classifier alone
+    assert editor.query("Who wrote Macbeth?").edit_id == hamlet
+
+
+def test_with_subject_scope_a_newer_edit_of_another_subject_is_no_edit_of_the_same_fact(editor):
+    older = editor.add_edit("Riga Port is a twin city of", "Athens", subject="Riga")
+    newer = editor.add_edit("Riga Port, twin city of", "Oslo", subject="Riga Port")
+    editor.configure(threshold=0.0, conflict_margin=1e9)  # each edit in scope of the other's prompt
+    assert editor.query("Riga Port is a twin city of").edit_id == newer  # newest wins: taken as one fact
+    editor.configure(subject_scope=True)
+    assert editor.query("Riga Port is a twin city of").edit_id == older  # two subjects: two facts
+
+
 def test_a_newer_edit_of_the_same_fact_supersedes_an_older_one_for_every_phrasing(editor):
     editor.add_edit(QUESTION, "Jane Austen")
     editor.configure(threshold=0.0, conflict_margin=1e9)  # both edits are in scope of both prompts
