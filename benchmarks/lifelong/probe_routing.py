@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=1000)
     parser.add_argument("--checkpoints", type=int, nargs="+", default=[100, 500, 1000])
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--subject-scope", action="store_true", help="route with SERACConfig.subject_scope on")
     args = parser.parse_args()
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -46,6 +47,8 @@ def main() -> None:
         editor = load_working_copy(args.editor, Path(scratch) / "editor")
         try:
             editor.reset()
+            if args.subject_scope:
+                editor.configure(subject_scope=True)
             for checkpoint in sorted(t for t in args.checkpoints if t <= len(records)):
                 for record in records[done:checkpoint]:  # one edit at a time, as the study makes them
                     edit_step(editor, [record])
