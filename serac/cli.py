@@ -20,12 +20,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from serac.core.data import load_records
+from serac.core.data_errors import DataFormatError
 from serac.core.dialogue_evaluation import DialogueEvalConfig, evaluate_dialogue
-from serac.core.editor import Editor
+from serac.core.editor import Editor, SettingsError, configure_editor
 from serac.core.evaluation import EvalConfig, evaluate
+from serac.core.models import ModelNotFoundError
 from serac.core.registry import editor_class, load_working_copy, trainer
 from serac.core.results import write_results
-from serac.core.saving import FolderInUseError
+from serac.core.saving import FolderInUseError, NotASavedEditorError
 from serac.core.training import CheckpointError
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
@@ -37,13 +39,21 @@ def _plain(config: DictConfig) -> dict:
     return OmegaConf.to_container(config, resolve=True)
 
 
+@contextmanager
+def _user_errors(command: str) -> Iterator[None]:
+    """Mistakes in what the user gave (settings, a saved folder, data, a busy folder) end `command`
+    with our message, not a stack trace."""
+    try:
+        yield
+    except (SettingsError, NotASavedEditorError, ModelNotFoundError, DataFormatError, FolderInUseError, CheckpointError) as error:
+        raise SystemExit(f"{command}: {error}") from None
+
+
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 def train_main(config: DictConfig) -> None:
     output_dir = Path(config.output_dir)
-    try:
+    with _user_errors("serac-train"):
         saved = trainer(config.alg.name)(_plain(config), output_dir)
-    except (FolderInUseError, CheckpointError) as error:  # our message, not a stack trace
-        raise SystemExit(f"serac-train: {error}") from None
     log.info("trained editor saved to %s", saved)
     print(f"trained editor: {saved}")
     if torch.distributed.is_initialized():  # under `accelerate launch`: a clean exit for every process
@@ -54,7 +64,7 @@ def train_main(config: DictConfig) -> None:
 def _editor(config: DictConfig) -> Iterator[Editor]:
     """The saved editor at `editor_path` (loaded from a working copy in the results folder, so
     the evaluation's edits and resets never touch the user's folder), else the `alg` editor
-    built from its config; closed and its copy removed afterwards."""
+    built from its config, with the `configure` settings; closed and its copy removed afterwards."""
     copy = Path(config.results_dir) / WORKING_COPY
     if config.editor_path:
         editor = load_working_copy(config.editor_path, copy, device=config.device)
@@ -62,11 +72,7 @@ def _editor(config: DictConfig) -> Iterator[Editor]:
         editor = editor_class(config.alg.name).from_config(_plain(config))
     try:
         settings = config.get("configure")
-        if settings:
-            settings = _plain(settings)
-            if not callable(getattr(editor, "configure", None)):
-                raise ValueError(f"the {editor.name} editor has no settings to change; drop `configure`")
-            editor.configure(**settings)
+        configure_editor(editor, _plain(settings) if settings else None)
         yield editor
     finally:
         editor.close()
@@ -76,14 +82,17 @@ def _editor(config: DictConfig) -> Iterator[Editor]:
 @hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base="1.3")
 def evaluate_main(config: DictConfig) -> None:
     # The settings are checked before the editor's models are loaded.
-    eval_config = EvalConfig(
-        protocol=config.protocol,
-        batch_size=config.batch_size,
-        checkpoints=tuple(config.checkpoints),
-        max_records=config.max_records,
-        answer_locality=config.answer_locality,
-    )
-    with _editor(config) as editor:
+    try:
+        eval_config = EvalConfig(
+            protocol=config.protocol,
+            batch_size=config.batch_size,
+            checkpoints=tuple(config.checkpoints),
+            max_records=config.max_records,
+            answer_locality=config.answer_locality,
+        )
+    except ValueError as error:
+        raise SystemExit(f"serac-evaluate: {error}") from None
+    with _user_errors("serac-evaluate"), _editor(config) as editor:
         records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)
         _report(config, editor, evaluate(editor, records, eval_config))
 
@@ -92,8 +101,11 @@ def evaluate_main(config: DictConfig) -> None:
 def evaluate_dialogue_main(config: DictConfig) -> None:
     plain = _plain(config)
     # The config's top-level keys named like DialogueEvalConfig's fields set them.
-    eval_config = DialogueEvalConfig(**{f.name: plain[f.name] for f in dataclasses.fields(DialogueEvalConfig)})
-    with _editor(config) as editor:
+    try:
+        eval_config = DialogueEvalConfig(**{f.name: plain[f.name] for f in dataclasses.fields(DialogueEvalConfig)})
+    except ValueError as error:
+        raise SystemExit(f"serac-evaluate-dialogue: {error}") from None
+    with _user_errors("serac-evaluate-dialogue"), _editor(config) as editor:
         records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)
         results = evaluate_dialogue(editor, records, eval_config)
         sections = {"Sample generations": results.generations} if results.generations else None

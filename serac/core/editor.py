@@ -130,6 +130,23 @@ class Editor(ABC):
         raise NotImplementedError(f"the {cls.name!r} editor cannot be built from a config; load a saved one")
 
 
+class SettingsError(ValueError):
+    """Settings a built editor cannot take (`configure_editor`): a user's mistake, reported as such."""
+
+
+def configure_editor(editor: Editor, settings: dict | None) -> None:
+    """Change `settings` on a loaded editor through its `configure` (SERAC, the cache); an
+    editor without settings to change, or a setting it refuses, is a SettingsError."""
+    if not settings:
+        return
+    if not callable(getattr(editor, "configure", None)):
+        raise SettingsError(f"the {editor.name} editor has no settings to change; drop `configure`")
+    try:
+        editor.configure(**settings)
+    except (ValueError, TypeError) as error:  # TypeError: a value of the wrong type for a dataclass check
+        raise SettingsError(f"configure on the {editor.name} editor: {error}") from error
+
+
 class WeightEditor(Editor, ABC):
     """An editor that changes the weights of `self.language_model` and answers with that model
     (MEND, FT, ROME, MEMIT); its config's `max_new_tokens` is the default answer length."""

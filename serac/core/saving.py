@@ -264,6 +264,8 @@ def working_copy(saved: str | Path, copy: str | Path) -> Path:
     editor's models are hundreds of MB. Everything else (the memory's database and index) is copied.
     """
     saved, copy = Path(saved), Path(copy)
+    if not saved.is_dir():
+        raise NotASavedEditorError(f"{saved} is not a folder: give the folder a trained editor was saved to")
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(saved, copy, copy_function=_link_safetensors)
     return copy

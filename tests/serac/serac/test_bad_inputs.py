@@ -141,20 +141,25 @@ def _cli(name: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    ("command", "message"),
+    ("command", "message", "traceback"),
     [
-        (("serac-evaluate", "model=tiny-llama", "max_records=0"), "max_records"),
+        (("serac-evaluate", "model=tiny-llama", "max_records=0"), "serac-evaluate: max_records", False),
+        (("serac-evaluate", "model=tiny-llama", "editor_path=no/such/editor"), "serac-evaluate: no/such/editor is not a folder", False),
+        (("serac-evaluate", "alg=ft", "model=tiny-llama", "device=cpu", "+configure.threshold=0.5"),
+         "serac-evaluate: the ft editor has no settings to change", False),
         (("serac-train", "alg=serac_quick", "model=tiny-llama", "alg.serac.classifier_backbone=tiny-bertt", "device=cpu"),
-         "tiny-bertt"),
+         "serac-train: model 'tiny-bertt'", False),
+        # Training settings are checked inside the trainer with plain ValueErrors: Hydra still prints its short trace.
         (("serac-train", "alg=serac_quick", "model=tiny-llama", "alg.serac.classifier_backbone=tiny-bert", "device=cpu",
-          "++alg.counterfactual_training.lr=-1", "alg.train_limit=8"), "lr must be positive"),
+          "++alg.counterfactual_training.lr=-1", "alg.train_limit=8"), "lr must be positive", True),
     ],
 )
-def test_bad_cli_settings_fail_before_any_work(tmp_path, command, message):
+def test_bad_cli_settings_fail_before_any_work(tmp_path, command, message, traceback):
     output = () if command[0] == "serac-evaluate" else (f"output_dir={tmp_path}/out",)
     finished = _cli(*command, *output, cwd=tmp_path)
     assert finished.returncode != 0
     assert message in finished.stderr
+    assert ("Traceback" in finished.stderr) == traceback
     assert not (tmp_path / "out" / "scope_classifier").exists()
 
 
