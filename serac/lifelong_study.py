@@ -34,12 +34,12 @@ from tqdm import tqdm
 from serac.cli import CONFIG_DIR
 from serac.comparison import editor_builders
 from serac.core.data import load_records
-from serac.core.editor import Editor
+from serac.core.editor import Editor, SettingsError, configure_editor
 from serac.core.evaluation import Unedited, edit_step, measure
 from serac.core.forgetting import CollapseThresholds, ForgettingProbe, ForgettingSettings
 from serac.core.records import EditRecord
 from serac.core.registry import load_working_copy
-from serac.core.saving import FolderInUseError
+from serac.core.saving import FolderInUseError, NotASavedEditorError
 from serac.core.setting_checks import check_bool, check_choice, check_int, check_real
 from serac.study_report import REPORT_FILE, DatasetRuns, runs_in, write_report
 from serac.study_run_folder import RunFolder
@@ -63,6 +63,7 @@ class StudySettings:
     answer_locality: bool
     forgetting: ForgettingSettings
     collapse: CollapseThresholds
+    configure: dict[str, dict] = dataclasses.field(default_factory=dict)  # label -> settings changed after loading
 
     @classmethod
     def from_config(cls, config: dict, labels: Sequence[str]) -> "StudySettings":
@@ -78,6 +79,12 @@ class StudySettings:
             if label not in known:
                 raise ValueError(f"edits_per_step names {label!r}, which is neither an editor of this study nor in algs")
             check_int(step, f"edits_per_step.{label}", 1)
+        configure = config.get("configure") or {}
+        if not isinstance(configure, dict) or not all(isinstance(changes, dict) for changes in configure.values()):
+            raise ValueError(f"configure must map editor labels to settings, e.g. configure.serac.subject_scope=true; got {configure!r}")
+        for label in configure:
+            if label not in labels:
+                raise ValueError(f"configure names {label!r}, which is no editor of this study")
         budget = config.get("max_seconds_per_editor")
         return cls(
             datasets=tuple(datasets),
@@ -88,6 +95,7 @@ class StudySettings:
             answer_locality=check_bool(config.get("answer_locality", True), "answer_locality"),
             forgetting=_settings(ForgettingSettings, "forgetting", {**(config.get("forgetting") or {}), "data_dir": config.get("data_dir")}),
             collapse=_settings(CollapseThresholds, "collapse", config.get("collapse") or {}),
+            configure={label: dict(changes) for label, changes in configure.items() if changes},
         )
 
 
@@ -138,8 +146,11 @@ def run_settings(label: str, config: dict, dataset: str, records: list[EditRecor
     """What a run's rows depend on: a re-run that differs in any of them is refused."""
     saved = (config.get("editors") or {}).get(label)
     forgetting = {key: value for key, value in dataclasses.asdict(settings.forgetting).items() if key != "data_dir"}
+    editor = {"saved_editor": str(saved)} if saved else {"alg": config["algs"][label], "model": config.get("model")}
+    if label in settings.configure:  # only then: the runs made before `configure` existed keep their settings
+        editor["configure"] = settings.configure[label]
     return {
-        "editor": {"saved_editor": str(saved)} if saved else {"alg": config["algs"][label], "model": config.get("model")},
+        "editor": editor,
         "dataset": f"{dataset}/{STUDY_SPLITS[dataset]}",
         "records": {"count": len(records), "digest": _digest([[r.source, r.prompt, r.target, r.subject] for r in records])},
         "checkpoints": plan,
@@ -160,13 +171,16 @@ def run_editor(
     probe: ForgettingProbe,
     device=None,
     on_row: Callable[[], None] = lambda: None,
+    changes: dict | None = None,
 ) -> None:
     """One (editor, dataset) run from where its folder left off to the end of `plan`, or until
-    the time budget is spent (it then stops at its last checkpoint)."""
+    the time budget is spent (it then stops at its last checkpoint). `changes`: settings given
+    to the editor's `configure` once it is built or loaded (`configure.<label>`)."""
     with run.exclusive():
         started = clock()
         editor = build()
         try:
+            configure_editor(editor, changes)
             editor.reset()  # a saved editor may hold edits
             def measure_unedited() -> Unedited:
                 # Scoring every record's unrelated prompts unedited takes minutes on a CPU, before the bar starts.
@@ -182,6 +196,7 @@ def run_editor(
             if progress["T"]:
                 editor.close()
                 editor = run.load_state(device)
+                configure_editor(editor, changes)
                 log.info("%s: resuming at T=%d", run.path.name, progress["T"])
             done, edit_seconds, earlier_wall = progress["T"], progress["edit_seconds"], progress["wall_seconds"]
 
@@ -222,7 +237,7 @@ class Study:
     settings: StudySettings
     probe: ForgettingProbe
     datasets: list[DatasetRuns]
-    runs: list[tuple[Callable[[], Editor], RunFolder, list[EditRecord], list[int], int]]
+    runs: list[tuple[Callable[[], Editor], RunFolder, list[EditRecord], list[int], int, dict | None]]
     device: str | None
 
     def report(self) -> Path:
@@ -230,11 +245,11 @@ class Study:
 
     def run(self) -> Path:
         """Every unfinished run, the report rebuilt after each row; returns the results folder."""
-        for build, run, records, plan, step in self.runs:
+        for build, run, records, plan, step, changes in self.runs:
             if run.finished():
                 log.info("%s is finished; skipped", run.path.name)
                 continue
-            run_editor(build, run, records, plan, step, self.settings, self.probe, self.device, self.report)
+            run_editor(build, run, records, plan, step, self.settings, self.probe, self.device, self.report, changes)
         self.report()
         return self.folder
 
@@ -257,7 +272,7 @@ def plan_study(config: dict) -> Study:
             saved = (config.get("editors") or {}).get(label)
             # A saved editor is loaded from a copy: the run must not write into the user's folder.
             build = partial(load_working_copy, saved, run.working_copy, device) if saved else builders[label]
-            runs.append((build, run, records, plan, step))
+            runs.append((build, run, records, plan, step, settings.configure.get(label)))
         datasets.append(DatasetRuns(dataset, folders, notes))
     return Study(folder, settings, probe, datasets, runs, device)
 
@@ -293,7 +308,7 @@ def study_main(config: DictConfig) -> None:
         raise SystemExit(f"serac-study: {error}") from None
     try:
         folder = study.run()
-    except FolderInUseError as error:
+    except (FolderInUseError, SettingsError, NotASavedEditorError) as error:  # found once an editor is loaded
         raise SystemExit(f"serac-study: {error}") from None
     print((folder / REPORT_FILE).read_text())
     print(json.dumps({"report": str(folder / REPORT_FILE)}))

@@ -295,6 +295,47 @@ def test_a_saved_editor_is_studied_from_a_copy_and_its_folder_is_left_untouched(
     assert not (folder / "saved_cache__counterfact" / "live").exists()
 
 
+def test_configure_sets_a_saved_editors_settings_when_loaded_and_again_on_resume(tmp_path, data, monkeypatch):
+    saved = tmp_path / "calibrated-cache"
+    cache = CacheEditor.from_config({"model": {"name": "tiny-llama", "prompt_format": "plain"}, "alg": {"cache": {}}, "device": "cpu"})
+    cache.save(saved)
+    cache.close()
+    seen = []  # the cache's epsilon at each add_edits call
+    original = CacheEditor.add_edits
+
+    def add_edits(self, edits):
+        seen.append(self.config.epsilon)
+        if len(seen) == 3:
+            raise RuntimeError("interrupted")
+        return original(self, edits)
+
+    monkeypatch.setattr(CacheEditor, "add_edits", add_edits)
+    overrides = ("from_config=[]", f"+editors.narrow={saved}", "+configure.narrow.epsilon=0.25")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_study(composed(tmp_path, data, "results", *overrides))
+    folder = run_study(composed(tmp_path, data, "results", *overrides))  # resumed at T = 2 from the saved state
+
+    assert seen == [0.25] * 5 and [row["T"] for row in rows(folder, "narrow__counterfact")] == [0, 1, 2, 3, 4]
+    settings = json.loads((folder / "narrow__counterfact" / "settings.json").read_text())
+    assert settings["editor"] == {"saved_editor": str(saved), "configure": {"epsilon": 0.25}}
+    with pytest.raises(ChangedSettingsError, match="changed: editor"):
+        plan_study(composed(tmp_path, data, "results", "from_config=[]", f"+editors.narrow={saved}", "+configure.narrow.epsilon=0.5"))
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (("+configure.serac.threshold=0.5",), "configure names 'serac', which is no editor of this study"),
+        (("from_config=[ft]", "+configure.ft.threshold=0.5"), "the ft editor has no settings to change"),
+        (("from_config=[cache]", "+configure.cache.epsilon=-1"), "configure on the cache editor"),
+    ],
+)
+def test_configure_refuses_unknown_editors_and_settings_they_do_not_take(tmp_path, data, edit_calls, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        run_study(composed(tmp_path, data, "results", "checkpoints=[1]", "max_edits=1", *overrides))
+    assert edit_calls["ft"] == [] and edit_calls["cache"] == []
+
+
 def test_rome_one_edit_at_a_time_and_memit_in_batches_run_through_the_study_and_resume(tmp_path, data, monkeypatch):
     monkeypatch.setenv("SERAC_CACHE", str(tmp_path / "cache"))
     write_tiny_data(data)  # CounterFact and zsRE train texts: the layer statistics' sample
