@@ -59,11 +59,14 @@ class Router:
             candidates, logits = self._search(queries, vectors, self.config.top_k)
             if self.config.conflicts == "newest":
                 self._widen_crowded(queries, vectors, candidates, logits)
-        if self.config.subject_scope:
-            for query, query_candidates, query_logits in zip(queries, candidates, logits):
-                for i, (edit, _) in enumerate(query_candidates):
-                    if not _names_subject(query, edit) and edit.prompt != query:
-                        query_logits[i] = -math.inf
+        # With subject_scope, a candidate the query does not name is out of scope (its logit masked,
+        # so it never covers or supersedes; `in_scope` reads the same flags when the threshold is 0).
+        named = [
+            [edit.prompt == query or not self.config.subject_scope or _names_subject(query, edit) for edit, _ in query_candidates]
+            for query, query_candidates in zip(queries, candidates)
+        ]
+        for query_named, query_logits in zip(named, logits):
+            query_logits[[i for i, ok in enumerate(query_named) if not ok]] = -math.inf
         chosen = [
             self._closest(query, query_candidates, query_logits) if query_candidates else None
             for query, query_candidates, query_logits in zip(queries, candidates, logits)
@@ -71,7 +74,7 @@ class Router:
         if self.config.conflicts == "newest":
             chosen = self._newest_of_same_fact(candidates, logits, chosen)
         routes = []
-        for query, query_candidates, query_logits, best in zip(queries, candidates, logits, chosen):
+        for query, query_candidates, query_logits, query_named, best in zip(queries, candidates, logits, named, chosen):
             if best is None:
                 routes.append(NO_EDIT)
                 continue
@@ -79,9 +82,7 @@ class Router:
             probability = float(torch.sigmoid(torch.tensor(query_logits[best])))
             # An edit's own prompt is in its scope whatever the classifier says (it can score an
             # identical pair under the threshold, as seen among 10^4 CounterFact edits).
-            in_scope = edit.prompt == query or (
-                probability >= self.config.threshold and (not self.config.subject_scope or _names_subject(query, edit))
-            )
+            in_scope = edit.prompt == query or (probability >= self.config.threshold and query_named[best])
             routes.append(Route(str(edit.id), edit.prompt, edit.target, probability, in_scope))
         return routes
 
