@@ -114,7 +114,7 @@ def main() -> None:
         vectors, queries, answered = stored_run(arguments.run_dir, real, arguments.queries)
     else:
         prompts = [record.prompt for record in real][: arguments.size]
-        prompts += [prompt for prompt, _ in itertools.islice(distractors(counterfact, zsre, arguments.seed), arguments.size - len(prompts))]
+        prompts += [prompt for prompt, *_ in itertools.islice(distractors(counterfact, zsre, arguments.seed), arguments.size - len(prompts))]
         answered = [i for i, record in enumerate(real[: len(prompts)]) if record.rephrases][: arguments.queries]
         classifier = ScopeClassifier.from_backbone("all-minilm-l6-v2").eval()
         classifier.use_fast_encoder(inference_encoder(classifier.embedder, arguments.encoder_backend))

@@ -33,8 +33,8 @@ def real_edits() -> dict[str, list[EditRecord]]:
     return {f"{dataset}/{split}": load_records(dataset, split) for dataset, split in splits}
 
 
-def distractors(counterfact: list[EditRecord], zsre: list[EditRecord], seed: int) -> Iterator[tuple[str, str]]:
-    """An endless, seeded stream of (prompt, target) distractors."""
+def distractors(counterfact: list[EditRecord], zsre: list[EditRecord], seed: int) -> Iterator[tuple[str, str, str]]:
+    """An endless, seeded stream of (prompt, target, subject) distractors."""
     rng = random.Random(seed)
     templates = RelationTemplates(counterfact)
     answers = {  # in their own spelling (`templates.answers` is lower-cased for comparisons)
@@ -62,7 +62,7 @@ def distractors(counterfact: list[EditRecord], zsre: list[EditRecord], seed: int
     while True:
         subject, others = rng.choice(choices)
         template = rng.choice(others)
-        yield fill(template, subject), rng.choice(answers[template])
+        yield fill(template, subject), rng.choice(answers[template]), subject
 
 
 # Words of questions and templates that say nothing about the relation asked.

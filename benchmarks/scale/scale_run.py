@@ -2,7 +2,7 @@
 load time, RAM and disk. Resumable: run it again with the same arguments to continue.
 
     .venv/bin/python benchmarks/scale/scale_run.py --editor PATH/editor --run-dir RUN \
-        --sizes 1000 10000 [--probes 200] [--seed 0] [--encoder-backend onnx-int8]
+        --sizes 1000 10000 [--probes 200] [--seed 0] [--encoder-backend onnx-int8] [--setting subject_scope=true]
     .venv/bin/python benchmarks/scale/report.py RUN          # Markdown table + PNG
 
 The trained editor is copied into RUN/editor once (its memory emptied; `--encoder-backend`
@@ -79,26 +79,32 @@ def pick_probes(real: dict[str, list[EditRecord]], count: int, seed: int) -> lis
 STREAM_LENGTH = 1_000_000  # the shuffled stretch of the stream: every run, whatever its sizes, shares its prefix
 
 
-def edit_stream(probes, real: dict[str, list[EditRecord]], largest: int, seed: int, stream_length: int = STREAM_LENGTH) -> list[tuple[str, str]]:
+def edit_stream(probes, real: dict[str, list[EditRecord]], largest: int, seed: int, stream_length: int = STREAM_LENGTH) -> list[tuple[str, str, str | None]]:
     """Every edit up to the largest size, in the order they enter the memory: the probes, then a
     seeded shuffle of the other real edits and the first distractors up to `stream_length` edits
     in all, then (past it) further distractors. The shuffle never depends on `largest`, so the
     memory at N is the same in a run that stops at N and in one that goes on to 10^6 (before,
-    a run to 10^4 held only real edits at 10^4, one to 10^6 mostly distractors)."""
+    a run to 10^4 held only real edits at 10^4, one to 10^6 mostly distractors). Each edit is
+    (prompt, target, subject): the memory keeps the subject, which `subject_scope` routes by."""
     probed = {id(record) for record in probes}
-    rest = [(r.prompt, r.target) for records in real.values() for r in records if id(r) not in probed]
+    rest = [(r.prompt, r.target, r.subject) for records in real.values() for r in records if id(r) not in probed]
     counterfact, zsre = real["counterfact/train"] + real["counterfact/val"], real["zsre/train"] + real["zsre/dev"]
     generator = distractors(counterfact, zsre, seed)
     mixed = rest + list(itertools.islice(generator, max(0, stream_length - len(probes) - len(rest))))
     random.Random(seed).shuffle(mixed)
-    stream = [(r.prompt, r.target) for r in probes] + mixed
+    stream = [(r.prompt, r.target, r.subject) for r in probes] + mixed
     return (stream + list(itertools.islice(generator, max(0, largest - len(stream)))))[:largest]
 
 
-def prepare(editor_path: Path, run_dir: Path, encoder_backend: str) -> Path:
-    """RUN/editor: a copy of the trained editor that searches with index_kind "auto" and the chosen encoder backend."""
+def prepare(editor_path: Path, run_dir: Path, encoder_backend: str, settings: dict) -> Path:
+    """RUN/editor: a copy of the trained editor that searches with index_kind "auto", the chosen
+    encoder backend and the routing `settings` (`--setting`), all fixed for the run folder."""
     folder = run_dir / "editor"
     if folder.exists():
+        config = json.loads((folder / "editor.json").read_text())["config"]
+        changed = {key: value for key, value in settings.items() if config.get(key) != value}
+        if changed:
+            raise SystemExit(f"{folder} was made with other settings than {changed}: give another --run-dir")
         return folder
     staging = run_dir / ".editor-copy"
     shutil.rmtree(staging, ignore_errors=True)
@@ -114,11 +120,21 @@ def prepare(editor_path: Path, run_dir: Path, encoder_backend: str) -> Path:
     shutil.rmtree(staging / MEMORY_FOLDER)
     (staging / MEMORY_FOLDER).mkdir()
     body = json.loads((staging / "editor.json").read_text())
-    body["config"].update(index_kind="auto", encoder_backend=encoder_backend)
+    body["config"].update(index_kind="auto", encoder_backend=encoder_backend, **settings)
     (staging / "editor.json").write_text(json.dumps(body, indent=2))
     SERAC.load(staging).close()  # the settings load
     staging.rename(folder)
     return folder
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    key, separator, value = text.partition("=")
+    try:
+        if not separator:
+            raise ValueError
+        return key.strip(), json.loads(value)
+    except ValueError:
+        raise SystemExit(f"--setting {text!r}: give KEY=VALUE with a JSON value, e.g. subject_scope=true") from None
 
 
 def paired_medians(functions: dict, calls: list, repeats: int) -> dict[str, float]:
@@ -164,12 +180,17 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--encoder-backend", default="auto", help="the encoder the run embeds with (auto: what the package picks on this machine)", choices=ENCODER_BACKENDS)
+    parser.add_argument(
+        "--setting", action="append", default=[], metavar="KEY=VALUE",
+        help="a routing setting of the run's editor copy, the value in JSON (e.g. subject_scope=true); repeatable",
+    )
     parser.add_argument("--timing-prompts", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     arguments = parser.parse_args()
     sizes = sorted(arguments.sizes)
     if arguments.probes < 2 or sizes[0] < arguments.probes:
         raise SystemExit(f"--probes must be >= 2 and at most the smallest size ({sizes[0]})")
+    settings = dict(parse_setting(text) for text in arguments.setting)
     arguments.run_dir.mkdir(parents=True, exist_ok=True)
     results_file = arguments.run_dir / "results.jsonl"
     done = {json.loads(line)["edits"] for line in results_file.read_text().splitlines()} if results_file.exists() else set()
@@ -177,7 +198,7 @@ def main() -> None:
     real = real_edits()
     probes = pick_probes(real, arguments.probes, arguments.seed)
     stream = edit_stream(probes, real, sizes[-1], arguments.seed)
-    folder = prepare(arguments.editor, arguments.run_dir, arguments.encoder_backend)
+    folder = prepare(arguments.editor, arguments.run_dir, arguments.encoder_backend, settings)
     editor = SERAC.load(folder)
     before = Unedited(
         scores={r.source: editor.base.score(list(r.locality_prompts), list(r.locality_answers)) for r in probes}

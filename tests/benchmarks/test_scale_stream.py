@@ -34,6 +34,7 @@ def test_the_first_edits_do_not_depend_on_the_largest_size():
     long = edit_stream(probes, REAL, largest=100, seed=0, stream_length=60)  # past the shuffled stretch
     assert len(short) == 20 and len(long) == 100
     assert long[:20] == short  # failed before: the shuffle ran over as many distractors as the largest size asked
-    assert long[0] == (probes[0].prompt, probes[0].target)
-    real_pairs = {(r.prompt, r.target) for records in REAL.values() for r in records} - {long[0]}
-    assert real_pairs <= set(long[:60])  # every real edit within the shuffled stretch
+    assert long[0] == (probes[0].prompt, probes[0].target, probes[0].subject)
+    real_edits = {(r.prompt, r.target, r.subject) for records in REAL.values() for r in records} - {long[0]}
+    assert real_edits <= set(long[:60])  # every real edit within the shuffled stretch, with its subject
+    assert all(subject and subject in prompt for prompt, _, subject in long)  # the distractors' too

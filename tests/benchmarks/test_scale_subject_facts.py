@@ -29,7 +29,7 @@ COUNTERFACT = [
 
 
 def test_distractors_never_edit_a_fact_a_real_edit_or_a_neighbour_prompt_asks_about():
-    made = {prompt for prompt, _ in itertools.islice(distractors(COUNTERFACT, [], seed=0), 500)}
+    made = {prompt for prompt, *_ in itertools.islice(distractors(COUNTERFACT, [], seed=0), 500)}
     # Budapest's twin city and location are real edits; Prague's twin city is asked by a neighbour prompt.
     assert not made & {"Budapest is a twin city of", "Budapest is located in", "Prague is a twin city of", "Prague is located in"}
     assert {"The mother tongue of Prague is", "The mother tongue of Budapest is", "Anna is a twin city of"} <= made
@@ -55,6 +55,6 @@ def test_a_zsre_subject_gets_no_distractor_of_the_relation_its_question_names():
     question = EditRecord(prompt="What is the name of Refresh the Demon's record label?", target="Ultra Sonic",
                           subject="Refresh the Demon", original_answer="Century Media",
                           rephrases=("Which record label released Refresh the Demon?",), source="zsre")
-    made = {prompt for prompt, _ in itertools.islice(distractors(counterfact, [question], seed=0), 500)}
+    made = {prompt for prompt, *_ in itertools.islice(distractors(counterfact, [question], seed=0), 500)}
     assert "The mother tongue of Refresh the Demon is" in made
     assert not any("Refresh the Demon" in prompt and "label" in prompt for prompt in made)
