@@ -119,7 +119,8 @@ def _rows(run: RunFolder, dataset: str) -> list[dict]:
 
 
 def _dataset_section(folder: Path, dataset: DatasetRuns, thresholds: CollapseThresholds) -> str:
-    rows = [{"editor": label, **row} for label, run in dataset.runs.items() for row in _rows(run, dataset.name)]
+    measured = {label: _rows(run, dataset.name) for label, run in dataset.runs.items()}  # each rows file read once
+    rows = [{"editor": label, **row} for label, label_rows in measured.items() for row in label_rows]
     columns = [(key, f"{definition.name} · {label}") for definition in DEFINITIONS for key, label in definition.columns.items()]
     columns += list(COSTS.items())
     shown = [(key, label) for key, label in columns if any(key in row for row in rows)]
@@ -132,29 +133,28 @@ def _dataset_section(folder: Path, dataset: DatasetRuns, thresholds: CollapseThr
         dict(shown),
         unedited_levels=list(DEFINITIONS[-1].columns),  # the forgetting measures, against the unedited model
     )
-    lines = [f"- **{label}**: {_editor_summary(run, thresholds)}" for label, run in dataset.runs.items()]
+    lines = [f"- **{label}**: {_editor_summary(measured[label], run.finished(), thresholds)}" for label, run in dataset.runs.items()]
     notes = "".join(f"- {note}\n" for note in dataset.notes)
     figure = f"\n![{dataset.name} curves]({plot.name})\n" if plot else ""
     definitions = ", ".join(definition.name for definition in DEFINITIONS if any(key in dict(shown) for key in definition.columns))
-    summary = _last_checkpoint_table(dataset, thresholds)
+    summary = _last_checkpoint_table(measured, thresholds)
     return (
         f"\n## {dataset.name}\n\n{notes}\n{summary}Definitions shown: {definitions}.\n\n{table}\n\n"
         + "\n".join(lines) + "\n" + figure
     )
 
 
-def _last_checkpoint_table(dataset: DatasetRuns, thresholds: CollapseThresholds) -> str:
+def _last_checkpoint_table(measured_runs: dict[str, list[dict]], thresholds: CollapseThresholds) -> str:
     """One row per editor at the last T it reached: the token-level triple and its mean (the lifelong
     papers' summary), CounterFact's efficacy and neighbourhood, the forgetting measures from T = 0, the
     collapse point and the cost."""
     rows = []
-    for label, run in dataset.runs.items():
-        measured = _rows(run, dataset.name)
+    for label, measured in measured_runs.items():
         if len(measured) < 2 or measured[0]["T"] != 0:
             continue
         unedited, last = measured[0], measured[-1]
         triple = [last.get(key, math.nan) for key in TOKEN_TRIPLE]
-        collapse = _collapse(run, thresholds)
+        collapse = _collapse(measured, thresholds)
         rows.append({
             "editor": label,
             "T": last["T"],
@@ -176,28 +176,27 @@ def _last_checkpoint_table(dataset: DatasetRuns, thresholds: CollapseThresholds)
     )
 
 
-def _forgetting_rows(run: RunFolder) -> list[tuple[int, dict[str, float]]]:
+def _forgetting_rows(measured: list[dict]) -> list[tuple[int, dict[str, float]]]:
     """(T, forgetting measures) of every row that has them all."""
     keys = DEFINITIONS[-1].columns
-    return [(row["T"], {key: row[key] for key in keys}) for row in run.rows() if all(key in row for key in keys)]
+    return [(row["T"], {key: row[key] for key in keys}) for row in measured if all(key in row for key in keys)]
 
 
-def _collapse(run: RunFolder, thresholds: CollapseThresholds) -> int | None:
+def _collapse(measured: list[dict], thresholds: CollapseThresholds) -> int | None:
     """The run's collapse point so far, or None (also when it has no usable unedited row)."""
-    rows = _forgetting_rows(run)
+    rows = _forgetting_rows(measured)
     if not rows or rows[0][0] != 0 or not all(math.isfinite(value) for value in rows[0][1].values()):
         return None
     return collapse_point(rows, thresholds)
 
 
-def _editor_summary(run: RunFolder, thresholds: CollapseThresholds) -> str:
+def _editor_summary(measured: list[dict], finished: dict | None, thresholds: CollapseThresholds) -> str:
     """Its collapse point and reasons, or how far it went without one; and whether it stopped early."""
-    rows = _forgetting_rows(run)
-    finished = run.finished()
+    rows = _forgetting_rows(measured)
     if not rows or rows[0][0] != 0:
         return "no rows yet"
     last_t = rows[-1][0]
-    collapse = _collapse(run, thresholds)
+    collapse = _collapse(measured, thresholds)
     if collapse is None:
         summary = f"no collapse up to T={last_t}"
     else:
