@@ -60,6 +60,7 @@ class StudySettings:
     max_edits: int
     edits_per_step: dict[str, int]
     max_seconds_per_editor: float | None
+    state_every_seconds: float | None  # the editor's state saved this often between checkpoints (no row)
     answer_locality: bool
     forgetting: ForgettingSettings
     collapse: CollapseThresholds
@@ -85,13 +86,14 @@ class StudySettings:
         for label in configure:
             if label not in labels:
                 raise ValueError(f"configure names {label!r}, which is no editor of this study")
-        budget = config.get("max_seconds_per_editor")
+        budget, every = config.get("max_seconds_per_editor"), config.get("state_every_seconds")
         return cls(
             datasets=tuple(datasets),
             checkpoints=checkpoints,
             max_edits=check_int(config.get("max_edits"), "max_edits", 1),
             edits_per_step=dict(steps),
             max_seconds_per_editor=None if budget is None else check_real(budget, "max_seconds_per_editor", 1e-3, 1e9),
+            state_every_seconds=None if every is None else check_real(every, "state_every_seconds", 1.0, 1e9),
             answer_locality=check_bool(config.get("answer_locality", True), "answer_locality"),
             forgetting=_settings(ForgettingSettings, "forgetting", {**(config.get("forgetting") or {}), "data_dir": config.get("data_dir")}),
             collapse=_settings(CollapseThresholds, "collapse", config.get("collapse") or {}),
@@ -205,8 +207,9 @@ def run_editor(
                 wall = earlier_wall + clock() - started
                 return {"T": t, **row, **probe.measure(editor), "seconds_per_edit": edit_seconds / t, "wall_seconds": wall}
 
-            if done and run.rows()[-1]["T"] != done:  # the crash fell between saving the state and writing its row
+            if done in plan and run.rows()[-1]["T"] != done:  # the crash fell between saving the state and writing its row
                 run.append_row(measured_row(done))
+            saved_at = clock()
             with tqdm(total=len(records), initial=done, desc=run.path.name, unit="edit") as bar:
                 for checkpoint in [t for t in plan if t > done]:
                     while done < checkpoint:
@@ -214,6 +217,11 @@ def run_editor(
                         edit_seconds += edit_step(editor, batch)
                         done += len(batch)
                         bar.update(len(batch))
+                        if done < checkpoint and settings.state_every_seconds and clock() - saved_at > settings.state_every_seconds:
+                            # Between checkpoints hours apart (ROME: 500 edits at ~30 s): a kill loses minutes, not hours.
+                            wall = earlier_wall + clock() - started
+                            run.save_state(editor, {"T": done, "edit_seconds": edit_seconds, "wall_seconds": wall})
+                            saved_at = clock()
                         if settings.max_seconds_per_editor and earlier_wall + clock() - started > settings.max_seconds_per_editor:
                             last = run.rows()[-1]["T"]
                             log.warning("%s: time budget spent at T=%d; stopping at T=%d, its last checkpoint", run.path.name, done, last)
@@ -221,6 +229,7 @@ def run_editor(
                             return
                     row = measured_row(checkpoint)
                     run.save_state(editor, {"T": checkpoint, "edit_seconds": edit_seconds, "wall_seconds": row["wall_seconds"]})
+                    saved_at = clock()
                     run.append_row(row)
                     on_row()
             run.finish(done, None)

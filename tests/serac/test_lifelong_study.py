@@ -265,6 +265,24 @@ def test_the_time_budget_stops_a_run_at_its_last_checkpoint_and_the_report_says_
     assert len(edit_calls["ft"]) == calls  # a stopped run is finished
 
 
+def test_between_checkpoints_the_state_is_saved_every_so_often_and_a_resume_starts_there(tmp_path, data, edit_calls, monkeypatch):
+    # Ten seconds pass with each edit: after the checkpoint at T = 1 the state is saved again at T = 3
+    # (20 s > 15 s since the last save); the fourth edit is interrupted.
+    monkeypatch.setattr(lifelong_study, "clock", lambda: 10.0 * len(edit_calls["ft"]))
+    uninterrupted = run_study(composed(tmp_path, data, "uninterrupted", "from_config=[ft]", "checkpoints=[1,4]", "state_every_seconds=15"))
+    edit_calls.update(ft=[], interrupt_at=4)
+    config = composed(tmp_path, data, "interrupted", "from_config=[ft]", "checkpoints=[1,4]", "state_every_seconds=15")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_study(config)
+    run = RunFolder(tmp_path / "interrupted" / "ft__counterfact")
+    assert run.saved_progress()["T"] == 3 and [row["T"] for row in run.rows()] == [0, 1]  # a state, no row
+
+    edit_calls.update(ft=[], interrupt_at=None)
+    resumed = run_study(config)
+    assert edit_calls["ft"] == [1]  # record 4 only: records 2 and 3 came back with the state
+    assert metrics_only(rows(resumed, "ft__counterfact")) == metrics_only(rows(uninterrupted, "ft__counterfact"))
+
+
 @pytest.mark.parametrize(
     "bad, message",
     [
@@ -273,6 +291,7 @@ def test_the_time_budget_stops_a_run_at_its_last_checkpoint_and_the_report_says_
         (dict(checkpoints=[0, 10]), "each of checkpoints must be an int >= 1"),
         (dict(forgetting={"heldout_text": 4}), "forgetting has no setting heldout_text"),
         (dict(max_seconds_per_editor=-1), "max_seconds_per_editor must be a finite number"),
+        (dict(state_every_seconds=0), "state_every_seconds must be a finite number"),
     ],
 )
 def test_bad_settings_are_refused_before_any_editing(tmp_path, data, edit_calls, bad, message):
