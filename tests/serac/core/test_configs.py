@@ -59,3 +59,5 @@ def test_the_serac_presets_route_and_encode_with_the_editor_s_defaults(preset):
     defaults = SERACConfig()
     for name in ("encoder_backend", "cross_encoder_backend", "index_kind", "ivf_storage", "top_k", "rerank", "retrieval", "conflicts", "conflict_margin"):
         assert settings.get(name, getattr(defaults, name)) == getattr(defaults, name), name
+    # The subject gate is on where it was measured: the presets for subject-relation facts (CounterFact).
+    assert settings.get("subject_scope", defaults.subject_scope) == preset.startswith("serac_counterfact")
