@@ -40,7 +40,7 @@ def _plain(config: DictConfig) -> dict:
 
 
 @contextmanager
-def _user_errors(command: str) -> Iterator[None]:
+def user_errors(command: str) -> Iterator[None]:
     """Mistakes in what the user gave (settings, a saved folder, data, a busy folder) end `command`
     with our message, not a stack trace."""
     try:
@@ -52,7 +52,7 @@ def _user_errors(command: str) -> Iterator[None]:
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 def train_main(config: DictConfig) -> None:
     output_dir = Path(config.output_dir)
-    with _user_errors("serac-train"):
+    with user_errors("serac-train"):
         saved = trainer(config.alg.name)(_plain(config), output_dir)
     log.info("trained editor saved to %s", saved)
     print(f"trained editor: {saved}")
@@ -92,7 +92,7 @@ def evaluate_main(config: DictConfig) -> None:
         )
     except ValueError as error:
         raise SystemExit(f"serac-evaluate: {error}") from None
-    with _user_errors("serac-evaluate"), _editor(config) as editor:
+    with user_errors("serac-evaluate"), _editor(config) as editor:
         records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)
         _report(config, editor, evaluate(editor, records, eval_config))
 
@@ -105,7 +105,7 @@ def evaluate_dialogue_main(config: DictConfig) -> None:
         eval_config = DialogueEvalConfig(**{f.name: plain[f.name] for f in dataclasses.fields(DialogueEvalConfig)})
     except ValueError as error:
         raise SystemExit(f"serac-evaluate-dialogue: {error}") from None
-    with _user_errors("serac-evaluate-dialogue"), _editor(config) as editor:
+    with user_errors("serac-evaluate-dialogue"), _editor(config) as editor:
         records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)
         results = evaluate_dialogue(editor, records, eval_config)
         sections = {"Sample generations": results.generations} if results.generations else None

@@ -31,15 +31,14 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from serac.cli import CONFIG_DIR
+from serac.cli import CONFIG_DIR, user_errors
 from serac.comparison import editor_builders
 from serac.core.data import load_records
-from serac.core.editor import Editor, SettingsError, configure_editor
+from serac.core.editor import Editor, configure_editor
 from serac.core.evaluation import Unedited, edit_step, measure
 from serac.core.forgetting import CollapseThresholds, ForgettingProbe, ForgettingSettings
 from serac.core.records import EditRecord
 from serac.core.registry import load_working_copy
-from serac.core.saving import FolderInUseError, NotASavedEditorError
 from serac.core.setting_checks import check_bool, check_choice, check_int, check_real
 from serac.study_report import REPORT_FILE, DatasetRuns, runs_in, write_report
 from serac.study_run_folder import RunFolder
@@ -315,9 +314,7 @@ def study_main(config: DictConfig) -> None:
         study = plan_study(OmegaConf.to_container(config, resolve=True))
     except ValueError as error:  # bad settings or data (DataFormatError too): our message, not a stack trace
         raise SystemExit(f"serac-study: {error}") from None
-    try:
+    with user_errors("serac-study"):  # a busy run folder, a saved folder or settings found wrong once loaded
         folder = study.run()
-    except (FolderInUseError, SettingsError, NotASavedEditorError) as error:  # found once an editor is loaded
-        raise SystemExit(f"serac-study: {error}") from None
     print((folder / REPORT_FILE).read_text())
     print(json.dumps({"report": str(folder / REPORT_FILE)}))
