@@ -22,12 +22,13 @@ from omegaconf import DictConfig, OmegaConf
 from serac.core.data import load_records
 from serac.core.data_errors import DataFormatError
 from serac.core.dialogue_evaluation import DialogueEvalConfig, evaluate_dialogue
-from serac.core.editor import Editor, SettingsError, configure_editor
+from serac.core.editor import Editor, configure_editor
 from serac.core.evaluation import EvalConfig, evaluate
 from serac.core.models import ModelNotFoundError
 from serac.core.registry import editor_class, load_working_copy, trainer
 from serac.core.results import write_results
 from serac.core.saving import FolderInUseError, NotASavedEditorError
+from serac.core.setting_checks import SettingsError
 from serac.core.training import CheckpointError
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
@@ -81,35 +82,30 @@ def _editor(config: DictConfig) -> Iterator[Editor]:
 
 @hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base="1.3")
 def evaluate_main(config: DictConfig) -> None:
-    # The settings are checked before the editor's models are loaded.
-    try:
-        eval_config = EvalConfig(
+    with user_errors("serac-evaluate"):
+        eval_config = EvalConfig(  # the settings are checked before the editor's models are loaded
             protocol=config.protocol,
             batch_size=config.batch_size,
             checkpoints=tuple(config.checkpoints),
             max_records=config.max_records,
             answer_locality=config.answer_locality,
         )
-    except ValueError as error:
-        raise SystemExit(f"serac-evaluate: {error}") from None
-    with user_errors("serac-evaluate"), _editor(config) as editor:
-        records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)
-        _report(config, editor, evaluate(editor, records, eval_config))
+        with _editor(config) as editor:
+            records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)
+            _report(config, editor, evaluate(editor, records, eval_config))
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="evaluate_dialogue", version_base="1.3")
 def evaluate_dialogue_main(config: DictConfig) -> None:
     plain = _plain(config)
-    # The config's top-level keys named like DialogueEvalConfig's fields set them.
-    try:
+    with user_errors("serac-evaluate-dialogue"):
+        # The config's top-level keys named like DialogueEvalConfig's fields set them.
         eval_config = DialogueEvalConfig(**{f.name: plain[f.name] for f in dataclasses.fields(DialogueEvalConfig)})
-    except ValueError as error:
-        raise SystemExit(f"serac-evaluate-dialogue: {error}") from None
-    with user_errors("serac-evaluate-dialogue"), _editor(config) as editor:
-        records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)
-        results = evaluate_dialogue(editor, records, eval_config)
-        sections = {"Sample generations": results.generations} if results.generations else None
-        _report(config, editor, results.rows, {"edit_with": config.edit_with}, sections)
+        with _editor(config) as editor:
+            records = load_records(config.experiment.dataset, config.experiment.eval_split, config.data_dir)
+            results = evaluate_dialogue(editor, records, eval_config)
+            sections = {"Sample generations": results.generations} if results.generations else None
+            _report(config, editor, results.rows, {"edit_with": config.edit_with}, sections)
 
 
 def _report(config: DictConfig, editor: Editor, rows: list[dict], extra_metadata: dict | None = None, sections=None):

@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass, field
 
 from serac.core.architectures import MLP_OUTPUT_PATTERN
-from serac.core.setting_checks import check_base_model
+from serac.core.setting_checks import SettingsError, check_base_model
 from serac.core.text_checks import check_text
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -51,33 +51,33 @@ class FTConfig:
         kind = type(self).__name__
         check_base_model(self)
         if not isinstance(self.parameter_pattern, str) or not self.parameter_pattern:
-            raise ValueError(f"{kind}.parameter_pattern must be a non-empty regex or 'all', got {self.parameter_pattern!r}")
+            raise SettingsError(f"{kind}.parameter_pattern must be a non-empty regex or 'all', got {self.parameter_pattern!r}")
         try:
             re.compile(self.parameter_pattern)
         except re.error as error:
-            raise ValueError(f"{kind}.parameter_pattern {self.parameter_pattern!r} is not a valid regex: {error}") from None
+            raise SettingsError(f"{kind}.parameter_pattern {self.parameter_pattern!r} is not a valid regex: {error}") from None
         if self.layers is not None:
             if isinstance(self.layers, (str, bytes)) or not isinstance(self.layers, (list, tuple)) or not self.layers:
-                raise ValueError(f"{kind}.layers must be a non-empty list of layer indices or None, got {self.layers!r}")
+                raise SettingsError(f"{kind}.layers must be a non-empty list of layer indices or None, got {self.layers!r}")
             if not all(isinstance(index, int) and not isinstance(index, bool) for index in self.layers):
-                raise ValueError(f"{kind}.layers must hold ints, got {self.layers!r}")
+                raise SettingsError(f"{kind}.layers must hold ints, got {self.layers!r}")
             self.layers = list(self.layers)
         for name in ("steps", "max_new_tokens"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{kind}.{name} must be an int >= 1, got {value!r}")
+                raise SettingsError(f"{kind}.{name} must be an int >= 1, got {value!r}")
         _check_positive(self.lr, f"{kind}.lr")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"{kind}.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+            raise SettingsError(f"{kind}.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.early_stop_nll is not None:
             _check_positive(self.early_stop_nll, f"{kind}.early_stop_nll")
         if self.norm_constraint is not None:
             _check_positive(self.norm_constraint, f"{kind}.norm_constraint")
         kl_weight = self.kl_weight
         if isinstance(kl_weight, bool) or not isinstance(kl_weight, (int, float)) or not 0 <= kl_weight < math.inf:
-            raise ValueError(f"{kind}.kl_weight must be a finite number >= 0, got {self.kl_weight!r}")
+            raise SettingsError(f"{kind}.kl_weight must be a finite number >= 0, got {self.kl_weight!r}")
         if isinstance(self.locality_prompts, (str, bytes)) or not isinstance(self.locality_prompts, (list, tuple)):
-            raise ValueError(f"{kind}.locality_prompts must be a list of strings, got {self.locality_prompts!r}")
+            raise SettingsError(f"{kind}.locality_prompts must be a list of strings, got {self.locality_prompts!r}")
         self.locality_prompts = [check_text(p, f"{kind}.locality_prompts[{i}]") for i, p in enumerate(self.locality_prompts)]
 
 
@@ -90,7 +90,7 @@ class FTKLConfig(FTConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.kl_weight <= 0:
-            raise ValueError(f"FTKLConfig.kl_weight must be > 0 (with 0 it is plain FT: use FTConfig), got {self.kl_weight}")
+            raise SettingsError(f"FTKLConfig.kl_weight must be > 0 (with 0 it is plain FT: use FTConfig), got {self.kl_weight}")
 
 
 @dataclass
@@ -108,9 +108,9 @@ class FTLConfig(FTConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.norm_constraint is None:
-            raise ValueError("FTLConfig.norm_constraint (epsilon) must be set; without it FT-L is plain FT: use FTConfig")
+            raise SettingsError("FTLConfig.norm_constraint (epsilon) must be set; without it FT-L is plain FT: use FTConfig")
 
 
 def _check_positive(value, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise ValueError(f"{what} must be a finite number > 0, got {value!r}")
+        raise SettingsError(f"{what} must be a finite number > 0, got {value!r}")

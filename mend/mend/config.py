@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass, field
 
-from serac.core.setting_checks import check_base_model
+from serac.core.setting_checks import SettingsError, check_base_model
 from serac.core.text_checks import check_text
 
 # Containers of the MLP's matrices in common architectures, by module name: `mlp` (Llama,
@@ -62,31 +62,31 @@ class MENDConfig:
         check_base_model(self)
         if self.edit_modules is not None:
             if isinstance(self.edit_modules, (str, bytes)) or not isinstance(self.edit_modules, (list, tuple)):
-                raise ValueError(f"MENDConfig.edit_modules must be a list of module names or None, got {self.edit_modules!r}")
+                raise SettingsError(f"MENDConfig.edit_modules must be a list of module names or None, got {self.edit_modules!r}")
             if not self.edit_modules:
-                raise ValueError("MENDConfig.edit_modules must name at least one module (or be None for the default)")
+                raise SettingsError("MENDConfig.edit_modules must name at least one module (or be None for the default)")
             self.edit_modules = [check_text(name, f"MENDConfig.edit_modules[{i}]") for i, name in enumerate(self.edit_modules)]
             duplicates = sorted({name for name in self.edit_modules if self.edit_modules.count(name) > 1})
             if duplicates:
-                raise ValueError(f"MENDConfig.edit_modules names {duplicates} more than once")
+                raise SettingsError(f"MENDConfig.edit_modules names {duplicates} more than once")
         try:
             re.compile(self.module_pattern)
         except (re.error, TypeError) as error:
-            raise ValueError(f"MENDConfig.module_pattern {self.module_pattern!r} is not a valid regex: {error}") from None
+            raise SettingsError(f"MENDConfig.module_pattern {self.module_pattern!r} is not a valid regex: {error}") from None
         if isinstance(self.layers, (str, bytes)) or not isinstance(self.layers, (list, tuple)) or not self.layers:
-            raise ValueError(f"MENDConfig.layers must be a non-empty list of block indices, got {self.layers!r}")
+            raise SettingsError(f"MENDConfig.layers must be a non-empty list of block indices, got {self.layers!r}")
         if not all(isinstance(index, int) and not isinstance(index, bool) for index in self.layers):
-            raise ValueError(f"MENDConfig.layers must hold ints, got {self.layers!r}")
+            raise SettingsError(f"MENDConfig.layers must hold ints, got {self.layers!r}")
         self.layers = list(self.layers)
         for name in ("rank", "max_new_tokens"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"MENDConfig.{name} must be an int >= 1, got {value!r}")
+                raise SettingsError(f"MENDConfig.{name} must be an int >= 1, got {value!r}")
         if self.init not in INITS:
-            raise ValueError(f"MENDConfig.init must be one of {INITS}, got {self.init!r}")
+            raise SettingsError(f"MENDConfig.init must be one of {INITS}, got {self.init!r}")
         if self.locality_positions not in LOCALITY_POSITIONS:
-            raise ValueError(f"MENDConfig.locality_positions must be one of {LOCALITY_POSITIONS}, got {self.locality_positions!r}")
+            raise SettingsError(f"MENDConfig.locality_positions must be one of {LOCALITY_POSITIONS}, got {self.locality_positions!r}")
         for name in ("edit_lr", "edit_lr_lr", "c_edit"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"MENDConfig.{name} must be a number > 0, got {value!r}")
+                raise SettingsError(f"MENDConfig.{name} must be a number > 0, got {value!r}")

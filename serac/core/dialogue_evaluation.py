@@ -35,6 +35,7 @@ from serac.core import metrics
 from serac.core.editor import Editor
 from serac.core.language_model import TargetScore
 from serac.core.records import EditRecord
+from serac.core.setting_checks import SettingsError
 
 PROTOCOLS = ("single", "sequential")
 # "descriptor": the record's own edit (e.g. "Topic: jazz. Sentiment: positive" -> "positive"),
@@ -66,13 +67,13 @@ class DialogueEvalConfig:
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
-            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+            raise SettingsError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.edit_with not in EDIT_KINDS:
-            raise ValueError(f"edit_with must be one of {EDIT_KINDS}, got {self.edit_with!r}")
+            raise SettingsError(f"edit_with must be one of {EDIT_KINDS}, got {self.edit_with!r}")
         if self.questions_per_edit < 1 or self.drawdown_questions < 1:
-            raise ValueError("questions_per_edit and drawdown_questions must be at least 1")
+            raise SettingsError("questions_per_edit and drawdown_questions must be at least 1")
         if self.drawdown_top_k is not None and self.drawdown_top_k < 1:
-            raise ValueError(f"drawdown_top_k must be at least 1 or None, got {self.drawdown_top_k}")
+            raise SettingsError(f"drawdown_top_k must be at least 1 or None, got {self.drawdown_top_k}")
         self.checkpoints = tuple(self.checkpoints)
 
 
@@ -95,12 +96,12 @@ class _Plan:
     def of(cls, record: EditRecord, config: DialogueEvalConfig, rng: random.Random, outside_pool: Sequence[str]) -> "_Plan":
         """`outside_pool`: the out-of-scope questions to sample from (see `_outside_pools`)."""
         if not record.target_replies or not record.contrast_replies:
-            raise ValueError(
+            raise SettingsError(
                 f"record {record.source or record.prompt!r} has no target or contrast replies: "
                 "the dialogue protocol needs dialogue records (personality, convsent)"
             )
         if not record.rephrases or not record.locality_prompts:
-            raise ValueError(f"record {record.source or record.prompt!r} has no in-scope or out-of-scope questions")
+            raise SettingsError(f"record {record.source or record.prompt!r} has no in-scope or out-of-scope questions")
         shuffled = rng.sample(record.rephrases, len(record.rephrases))
         questions, unmeasured = shuffled[: config.questions_per_edit], shuffled[config.questions_per_edit :]
         outside = rng.sample(outside_pool, min(config.drawdown_questions, len(outside_pool)))
@@ -110,7 +111,7 @@ class _Plan:
             replies = record.target_replies
             edits = [(question, replies[i % len(replies)]) for i, question in enumerate(unmeasured)]
         else:
-            raise ValueError(
+            raise SettingsError(
                 f"edit_with='replies' edits on the questions that are not measured, but all "
                 f"{len(record.rephrases)} of {record.source or record.prompt!r} are: lower questions_per_edit"
             )

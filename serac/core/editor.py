@@ -13,6 +13,7 @@ import torch
 
 from serac.core.language_model import LanguageModel, TargetScore
 from serac.core.records import EditRequest
+from serac.core.setting_checks import SettingsError
 from serac.core.text_checks import answer_length, check_pairs, check_text, check_texts
 
 
@@ -128,10 +129,6 @@ class Editor(ABC):
     def from_config(cls, config: dict) -> "Editor":
         """A ready editor built from the config (for trained methods: with untrained components)."""
         raise NotImplementedError(f"the {cls.name!r} editor cannot be built from a config; load a saved one")
-
-
-class SettingsError(ValueError):
-    """Settings a built editor cannot take (`configure_editor`): a user's mistake, reported as such."""
 
 
 def configure_editor(editor: Editor, settings: dict | None) -> None:

@@ -31,7 +31,7 @@ from serac.core import metrics
 from serac.core.editor import Editor
 from serac.core.language_model import TargetScore
 from serac.core.records import EditRecord
-from serac.core.setting_checks import check_bool, check_choice, check_int
+from serac.core.setting_checks import SettingsError, check_bool, check_choice, check_int
 
 PROTOCOLS = ("single", "batch", "sequential")
 
@@ -49,7 +49,7 @@ class EvalConfig:
         check_bool(self.answer_locality, "answer_locality")
         check_int(self.batch_size, "batch_size", 1)
         if isinstance(self.checkpoints, (str, bytes)) or not hasattr(self.checkpoints, "__iter__"):
-            raise ValueError(f"checkpoints must be a list of edit counts, got {self.checkpoints!r}")
+            raise SettingsError(f"checkpoints must be a list of edit counts, got {self.checkpoints!r}")
         self.checkpoints = tuple(check_int(t, "each of checkpoints", 1) for t in self.checkpoints)
         if self.max_records is not None:
             check_int(self.max_records, "max_records (None for every record)", 1)

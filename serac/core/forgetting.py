@@ -34,7 +34,7 @@ from serac.core import metrics
 from serac.core.data import load_records
 from serac.core.editor import Editor
 from serac.core.records import EditRecord, EditRequest
-from serac.core.setting_checks import MAX_NEW_TOKENS, check_int, check_real
+from serac.core.setting_checks import MAX_NEW_TOKENS, SettingsError, check_int, check_real
 
 MAX_PROBE_ITEMS = 2000  # texts or facts: beyond this a measurement at every checkpoint takes too long on a CPU
 HELDOUT_DATASET, HELDOUT_SPLIT = "personality", "dev"
@@ -69,7 +69,7 @@ class ForgettingSettings:
         check_int(self.generation_tokens, "generation_tokens", 1, MAX_NEW_TOKENS)
         check_int(self.min_trigram_repeats, "min_trigram_repeats", 2, 100)
         if self.data_dir is not None and not isinstance(self.data_dir, str):
-            raise ValueError(f"data_dir must be a path string or None, got {self.data_dir!r}")
+            raise SettingsError(f"data_dir must be a path string or None, got {self.data_dir!r}")
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class ForgettingProbe:
         facts = [record for record in load_records(FACTS_DATASET, FACTS_SPLIT, settings.data_dir) if record.original_answer]
         for what, available, asked in (("held-out texts", len(texts), settings.heldout_texts), ("facts", len(facts), settings.facts)):
             if available < asked:
-                raise ValueError(f"the probe asks for {asked} {what} but the data holds only {available}")
+                raise SettingsError(f"the probe asks for {asked} {what} but the data holds only {available}")
         facts = facts[-settings.facts :]
         prompts = tuple(record.prompt for record in facts[: settings.generation_prompts])
         return cls(tuple(texts[: settings.heldout_texts]), tuple(facts), prompts, settings)

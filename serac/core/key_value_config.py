@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from serac.core.architectures import MLP_OUTPUT_MODULES
 from serac.core.edit_values import ValueSettings
 from serac.core.layer_statistics import SAMPLES, TextSample
-from serac.core.setting_checks import check_base_model, check_int
+from serac.core.setting_checks import SettingsError, check_base_model, check_int
 from serac.core.text_checks import check_text
 
 
@@ -68,9 +68,9 @@ class KeyValueConfig:
         self.kl_prompts = _strings(self.kl_prompts, f"{kind}.kl_prompts", allow_empty=True)
         for template in self.kl_prompts:
             if template.count("{}") != 1:
-                raise ValueError(f"{kind}.kl_prompts: {template!r} must hold exactly one '{{}}' for the subject")
+                raise SettingsError(f"{kind}.kl_prompts: {template!r} must hold exactly one '{{}}' for the subject")
         if self.stats_sample not in SAMPLES:
-            raise ValueError(f"{kind}.stats_sample must be one of {SAMPLES}, got {self.stats_sample!r}")
+            raise SettingsError(f"{kind}.stats_sample must be one of {SAMPLES}, got {self.stats_sample!r}")
 
     def value_settings(self) -> ValueSettings:
         return ValueSettings(
@@ -84,21 +84,21 @@ class KeyValueConfig:
 def _check_number(value, what: str, positive: bool) -> None:
     ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
     if not ok or (value <= 0 if positive else value < 0):
-        raise ValueError(f"{what} must be a finite number {'>' if positive else '>='} 0, got {value!r}")
+        raise SettingsError(f"{what} must be a finite number {'>' if positive else '>='} 0, got {value!r}")
 
 
 def _strings(values, what: str, allow_empty: bool = False) -> list[str]:
     if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or (not values and not allow_empty):
-        raise ValueError(f"{what} must be a {'' if allow_empty else 'non-empty '}list of strings, got {values!r}")
+        raise SettingsError(f"{what} must be a {'' if allow_empty else 'non-empty '}list of strings, got {values!r}")
     return [check_text(value, f"{what}[{index}]") for index, value in enumerate(values)]
 
 
 def check_layers(layers, what: str) -> list[int]:
     """A non-empty list of distinct int layer indices."""
     if isinstance(layers, (str, bytes)) or not isinstance(layers, (list, tuple)) or not layers:
-        raise ValueError(f"{what} must be a non-empty list of layer indices, got {layers!r}")
+        raise SettingsError(f"{what} must be a non-empty list of layer indices, got {layers!r}")
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in layers) or len(set(layers)) != len(layers):
-        raise ValueError(f"{what} must hold distinct ints, got {layers!r}")
+        raise SettingsError(f"{what} must hold distinct ints, got {layers!r}")
     return list(layers)
 
 

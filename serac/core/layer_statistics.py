@@ -35,6 +35,7 @@ from serac.core import nethook
 from serac.core.data import data_dir, load_records
 from serac.core.hub import cache_dir
 from serac.core.language_model import LanguageModel
+from serac.core.setting_checks import SettingsError
 
 log = logging.getLogger(__name__)
 SAMPLES = ("dataset_texts",)
@@ -50,9 +51,9 @@ class TextSample:
 
     def __post_init__(self):
         if self.name not in SAMPLES:
-            raise ValueError(f"unknown statistics sample {self.name!r}; known: {SAMPLES}")
+            raise SettingsError(f"unknown statistics sample {self.name!r}; known: {SAMPLES}")
         if isinstance(self.tokens, bool) or not isinstance(self.tokens, int) or self.tokens < 1:
-            raise ValueError(f"the statistics sample's tokens must be an int >= 1, got {self.tokens!r}")
+            raise SettingsError(f"the statistics sample's tokens must be an int >= 1, got {self.tokens!r}")
 
 
 def sample_texts(sample: TextSample) -> list[str]:

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from serac.core.setting_checks import check_bool
+from serac.core.setting_checks import SettingsError, check_bool
 
 _MIXED_PRECISION = ("no", "fp16", "bf16")
 
@@ -49,26 +49,26 @@ class TrainConfig:
 
     def __post_init__(self):
         if not str(self.output_dir).strip():
-            raise ValueError("output_dir must name a folder")
+            raise SettingsError("output_dir must name a folder")
         for name in ("batch_size", "grad_accumulation", "max_steps", "val_every", "log_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("max_epochs", "val_batches", "early_stop_patience", "checkpoint_every"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be None or at least 1, got {getattr(self, name)}")
+                raise SettingsError(f"{name} must be None or at least 1, got {getattr(self, name)}")
         if self.lr_reductions < 0:
-            raise ValueError(f"lr_reductions must not be negative, got {self.lr_reductions}")
+            raise SettingsError(f"lr_reductions must not be negative, got {self.lr_reductions}")
         if not 0 < self.lr_reduction_factor < 1:
-            raise ValueError(f"lr_reduction_factor must be between 0 and 1 (exclusive), got {self.lr_reduction_factor}")
+            raise SettingsError(f"lr_reduction_factor must be between 0 and 1 (exclusive), got {self.lr_reduction_factor}")
         if self.lr <= 0 or self.weight_decay < 0 or self.warmup_steps < 0:
-            raise ValueError("lr must be positive; weight_decay and warmup_steps must not be negative")
+            raise SettingsError("lr must be positive; weight_decay and warmup_steps must not be negative")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
-            raise ValueError(f"max_grad_norm must be None or positive, got {self.max_grad_norm}")
+            raise SettingsError(f"max_grad_norm must be None or positive, got {self.max_grad_norm}")
         for name in ("resume", "tensorboard", "plot_validation", "find_unused_parameters", "lr_reduction_restores_best"):
             check_bool(getattr(self, name), name)
         if self.lr_decay not in ("constant", "linear"):
-            raise ValueError(f"lr_decay must be 'constant' or 'linear', got {self.lr_decay!r}")
+            raise SettingsError(f"lr_decay must be 'constant' or 'linear', got {self.lr_decay!r}")
         if self.early_stop_mode not in ("min", "max"):
-            raise ValueError(f"early_stop_mode must be 'min' or 'max', got {self.early_stop_mode!r}")
+            raise SettingsError(f"early_stop_mode must be 'min' or 'max', got {self.early_stop_mode!r}")
         if self.mixed_precision not in _MIXED_PRECISION:
-            raise ValueError(f"mixed_precision must be one of {_MIXED_PRECISION}, got {self.mixed_precision!r}")
+            raise SettingsError(f"mixed_precision must be one of {_MIXED_PRECISION}, got {self.mixed_precision!r}")

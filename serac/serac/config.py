@@ -12,6 +12,7 @@ from serac.core.setting_checks import (
     MAX_NEW_TOKENS,
     MAX_TOP_K,
     PROMPT_FORMATS,
+    SettingsError,
     check_bool,
     check_choice,
     check_int,
@@ -107,4 +108,4 @@ class SERACConfig:
         check_int(self.max_classifier_tokens, "SERACConfig.max_classifier_tokens", 1, MAX_CLASSIFIER_TOKENS)
         check_int(self.max_new_tokens, "SERACConfig.max_new_tokens", 1, MAX_NEW_TOKENS)
         if self.retrieval == "exhaustive" and not self.rerank:
-            raise ValueError("exhaustive retrieval scores every edit with the cross-encoder: it needs rerank=True")
+            raise SettingsError("exhaustive retrieval scores every edit with the cross-encoder: it needs rerank=True")

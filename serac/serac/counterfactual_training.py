@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from serac.core.language_model import scores_from_logits, target_token_logprobs
+from serac.core.setting_checks import SettingsError
 from serac.core.training import TrainableAlgorithm
 from serac.serac.counterfactual import CounterfactualModel
 from serac.serac.training_data import CounterfactualExample
@@ -21,7 +22,7 @@ class CounterfactualTraining(TrainableAlgorithm):
     def __init__(self, counterfactual: CounterfactualModel, preference_weight: float = 0.0):
         super().__init__()
         if preference_weight < 0:
-            raise ValueError(f"preference_weight must be >= 0, got {preference_weight}")
+            raise SettingsError(f"preference_weight must be >= 0, got {preference_weight}")
         self.counterfactual = counterfactual
         self.model = counterfactual.lm.model  # registered so the loop (and DDP) sees its parameters
         self.preference_weight = preference_weight

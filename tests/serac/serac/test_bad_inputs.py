@@ -149,9 +149,12 @@ def _cli(name: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
          "serac-evaluate: the ft editor has no settings to change", False),
         (("serac-train", "alg=serac_quick", "model=tiny-llama", "alg.serac.classifier_backbone=tiny-bertt", "device=cpu"),
          "serac-train: model 'tiny-bertt'", False),
-        # Training settings are checked inside the trainer with plain ValueErrors: Hydra still prints its short trace.
         (("serac-train", "alg=serac_quick", "model=tiny-llama", "alg.serac.classifier_backbone=tiny-bert", "device=cpu",
-          "++alg.counterfactual_training.lr=-1", "alg.train_limit=8"), "lr must be positive", True),
+          "++alg.counterfactual_training.lr=-1", "alg.train_limit=8"), "serac-train: lr must be positive", False),
+        (("serac-train", "alg=mend_quick", "model=tiny-llama", "device=cpu", "alg.mend.rank=0"),
+         "serac-train: MENDConfig.rank must be an int >= 1", False),
+        (("serac-evaluate", "alg=ft", "model=tiny-llama", "device=cpu", "alg.ft.lr=-1"),
+         "serac-evaluate: FTConfig.lr must be a finite number > 0", False),
     ],
 )
 def test_bad_cli_settings_fail_before_any_work(tmp_path, command, message, traceback):
