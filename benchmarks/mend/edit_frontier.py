@@ -19,6 +19,15 @@ undecided at some token) and the rest.
 
     .venv/bin/python benchmarks/mend/edit_frontier.py --mend outputs/mend_full/editor \
         --no-gradient-steps --alpha-scales 0.25 0.5 0.75 1 --records 100
+
+An experiment beyond the paper (--key-whitening TOKENS): ROME's principle applied to each
+token's rank-1 share of MEND's update, at edit time and without retraining. MEND's share
+δ'ũᵀ changes the layer's output on the token's own input h by δ'(ũ·h); among the input
+directions that change it by exactly as much, ũ' = (ũ·h) C⁻¹h / (hᵀC⁻¹h) disturbs least
+the inputs of ordinary text, C = E[kkᵀ] being the layer's uncentred input second moment over
+TOKENS tokens of `serac.core.layer_statistics` (the sample ROME and MEMIT use), shrunk by
+WHITENING_SHRINKAGE towards its mean variance (ROME inverts C itself, from 100k tokens). The edit's
+effect on its own tokens is MEND's; what changes is how far it reaches beyond them.
 """
 
 import argparse
@@ -29,16 +38,19 @@ from dataclasses import dataclass
 import torch
 
 from mend import MENDEditor
+from mend.mend.compute_gradient_factors import GradientFactors
 from mend.mend.config import MENDConfig
 from mend.mend.edited_modules import edited_modules
 from serac.core import metrics, nethook
 from serac.core.data import load_records
 from serac.core.language_model import LanguageModel
+from serac.core.layer_statistics import TextSample, second_moments
 from serac.core.models import load_language_model
 from serac.core.records import EditRecord
 
 GRADIENT_STEP_SIZES = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # ‖ΔW‖ / ‖W‖
 MEND_ALPHA_SCALES = (0.25, 0.5, 1.0, 2.0)
+WHITENING_SHRINKAGE = 0.1  # C is whitened as (1 - s) C + s · mean variance · I
 
 
 def relative_norm(weights: dict[str, torch.Tensor], unedited: dict[str, torch.Tensor]) -> float:
@@ -135,8 +147,41 @@ def gradient_step_rows(model_name: str, records: list[EditRecord], margin: float
         yield summarise("gradient step", f"η: ‖ΔW‖/‖W‖ = {size:g}", rows, margin)
 
 
-def mend_rows(editor_path: str, records: list[EditRecord], scales: list[float], margin: float) -> Iterator[str]:
+def whiten_update_inputs(editor: MENDEditor, tokens: int) -> None:
+    """Make `editor`'s updates use ũ' = (ũ·h) C⁻¹h / (hᵀC⁻¹h) per token (see the module's docstring)."""
+    names = editor.config.edit_modules
+    moments = second_moments(editor.language_model, names, TextSample(tokens=tokens), editor.config.model_name)
+    inverses = {}
+    for name, moment in moments.items():
+        moment = moment.double()
+        # Shrunk towards its mean variance: C from a few thousand tokens is near singular in ~1,500
+        # dimensions, and C⁻¹ would blow up the directions the sample never visits.
+        isotropic = moment.diagonal().mean() * torch.eye(len(moment), dtype=moment.dtype)
+        inverses[name] = torch.linalg.inv((1 - WHITENING_SHRINKAGE) * moment + WHITENING_SHRINKAGE * isotropic).float()
+    transform = editor.transform
+    mend_update = transform.forward
+
+    def whitened_update(factors: dict[str, GradientFactors]) -> dict[str, GradientFactors]:
+        update = mend_update(factors)
+        result = {}
+        for name, step in update.items():
+            keys = factors[name].inputs
+            whitened = keys @ inverses[name]  # C⁻¹ is symmetric: rows are (C⁻¹h)ᵀ
+            scale = (step.inputs * keys).sum(-1, keepdim=True) / (whitened * keys).sum(-1, keepdim=True)
+            result[name] = GradientFactors(scale * whitened, step.output_grads, step.rows)
+        return result
+
+    transform.forward = whitened_update
+
+
+def mend_rows(
+    editor_path: str, records: list[EditRecord], scales: list[float], margin: float, whitening_tokens: int | None = None
+) -> Iterator[str]:
     editor = MENDEditor.load(editor_path)
+    label = "MEND"
+    if whitening_tokens:
+        whiten_update_inputs(editor, whitening_tokens)
+        label = f"MEND, C⁻¹-whitened inputs ({whitening_tokens:,} tokens)"
     trained_alpha = editor.transform.edit_lrs_unscaled.detach().clone()
     edited = {name: nethook.get_module(editor.language_model.model, name).weight for name in editor.config.edit_modules}
     original = {name: weight.detach().clone() for name, weight in edited.items()}
@@ -153,7 +198,7 @@ def mend_rows(editor_path: str, records: list[EditRecord], scales: list[float], 
             measure(editor.language_model, r, before, lambda r=r: edit(r), editor.reset)
             for r, before in zip(records, locality_before)
         ]
-        yield summarise("MEND", f"α × {scale:g}", rows, margin)
+        yield summarise(label, f"α × {scale:g}", rows, margin)
 
 
 def main() -> None:
@@ -164,6 +209,8 @@ def main() -> None:
     parser.add_argument("--alpha-scales", type=float, nargs="+", default=list(MEND_ALPHA_SCALES))
     parser.add_argument("--no-gradient-steps", action="store_true", help="only the MEND rows")
     parser.add_argument("--margin", type=float, default=0.5, help="nats: the drawdown is split at this unedited margin")
+    parser.add_argument("--key-whitening", type=int, default=None, metavar="TOKENS",
+                        help="MEND's update inputs whitened by C over this many sample tokens (see above)")
     arguments = parser.parse_args()
     torch.manual_seed(0)
     records = load_records("zsre", "dev")[: arguments.records]
@@ -173,7 +220,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for line in () if arguments.no_gradient_steps else gradient_step_rows(arguments.model, records, arguments.margin):
         print(line, flush=True)
-    for line in mend_rows(arguments.mend, records, arguments.alpha_scales, arguments.margin) if arguments.mend else ():
+    for line in mend_rows(arguments.mend, records, arguments.alpha_scales, arguments.margin, arguments.key_whitening) if arguments.mend else ():
         print(line, flush=True)
 
 
