@@ -30,8 +30,16 @@ DEFINITIONS = (
     Definition(
         "ours (strict)",
         "exact match: an edit or rephrase succeeds when every target token is the argmax; drawdown is the "
-        "share of out-of-scope prompts whose argmax changed at any position (SERAC, Mitchell et al. 2022)",
-        {"edit_success": "edit success", "rephrase_success": "rephrase success", "drawdown": "drawdown"},
+        "share of out-of-scope prompts whose argmax changed at any position (SERAC, Mitchell et al. 2022); "
+        "where a later edit rewrote an edit's fact (zsRE dev: 116 of 537), no editor can give both targets, so "
+        "edit success against the latest target of each edit's fact is shown beside it, with the share superseded",
+        {
+            "edit_success": "edit success",
+            "edit_success_latest": "edit success, latest target",
+            "superseded": "superseded",
+            "rephrase_success": "rephrase success",
+            "drawdown": "drawdown",
+        },
     ),
     Definition(
         "EasyEdit/KnowEdit (token)",

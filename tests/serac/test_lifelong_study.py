@@ -128,7 +128,8 @@ def test_the_study_writes_rows_at_each_checkpoint_a_report_by_definition_and_cur
         assert key in last
     assert rows(folder, "cache__counterfact")[-1]["edit_success"] == 1.0  # the cache answers its edit prompts exactly
     report = (folder / REPORT_FILE).read_text()
-    for heading in ("## counterfact", "## zsre", "ours (strict) · edit success", "EasyEdit/KnowEdit (token) · reliability",
+    for heading in ("## counterfact", "## zsre", "ours (strict) · edit success", "ours (strict) · edit success, latest target",
+                    "ours (strict) · superseded", "EasyEdit/KnowEdit (token) · reliability",
                     "CounterFact (ROME/MEMIT) · neighbourhood", "forgetting · held-out perplexity", "| s/edit |"):
         assert heading in report
     assert "1 record(s) among them skipped: about a fact of the forgetting probe" in report  # The Nile
