@@ -74,7 +74,6 @@ DEFINITIONS = (
     ),
 )
 COSTS = {"seconds_per_edit": "s/edit", "wall_seconds": "wall s"}
-UNDEFINED = {"zsre": ("neighborhood_score",)}  # dataset -> row keys it has no definition for (see `_rows`)
 TOKEN_TRIPLE = DEFINITIONS[1].columns  # reliability, generalization, locality: the summary the lifelong papers average
 FORGETTING_FROM_UNEDITED = {key: label for key, label in DEFINITIONS[-1].columns.items() if key != "repetitive_generations"}
 
@@ -118,16 +117,8 @@ def write_report(folder: Path, datasets: list[DatasetRuns], thresholds: Collapse
     return file
 
 
-def _rows(run: RunFolder, dataset: str) -> list[dict]:
-    """The run's rows without the scores its dataset does not define. zsRE's locality prompts are NQ
-    questions, not neighbours of the fact; runs measured before the evaluation stopped scoring them as
-    neighbours (2026-12-04) carry a `neighborhood_score` that is no CounterFact neighbourhood score."""
-    undefined = UNDEFINED.get(dataset, ())
-    return [{key: value for key, value in row.items() if key not in undefined} for row in run.rows()]
-
-
 def _dataset_section(folder: Path, dataset: DatasetRuns, thresholds: CollapseThresholds) -> str:
-    measured = {label: _rows(run, dataset.name) for label, run in dataset.runs.items()}  # each rows file read once
+    measured = {label: run.rows() for label, run in dataset.runs.items()}  # each rows file read once
     rows = [{"editor": label, **row} for label, label_rows in measured.items() for row in label_rows]
     columns = [(key, f"{definition.name} · {label}") for definition in DEFINITIONS for key, label in definition.columns.items()]
     columns += list(COSTS.items())

@@ -16,8 +16,7 @@ from serac.cli import CONFIG_DIR
 from serac.core.evaluation import Unedited
 from serac.core.language_model import TargetScore
 from serac.lifelong_study import measured_at, plan_study, report_saved_rows, run_study
-from serac.core.forgetting import CollapseThresholds
-from serac.study_report import REPORT_FILE, runs_in, write_report
+from serac.study_report import REPORT_FILE
 from serac.core.saving import FolderInUseError
 from serac.study_run_folder import ChangedSettingsError, RunFolder
 
@@ -164,21 +163,6 @@ def test_report_only_rebuilds_the_tables_and_curves_from_saved_rows_without_edit
         assert (committed / f"{dataset}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="holds no run folder"):
         report_saved_rows(composed(tmp_path, data, "empty", "report_only=true"))
-
-
-def test_the_report_shows_no_neighbourhood_score_for_zsre_rows_measured_on_nq_questions(tmp_path):
-    forgetting = {"heldout_perplexity": 40.0, "unedited_true_over_false": 0.6, "generation_fluency": 4.9, "repetitive_generations": 0.3}
-    measured = {"edit_token_accuracy": 1.0, "rephrase_token_accuracy": 0.5, "locality_token": 0.9, "efficacy_score": 1.0,
-                "neighborhood_score": 0.4}  # as rows measured before the evaluation stopped scoring NQ questions as neighbours
-    for dataset in ("zsre", "counterfact"):
-        run = RunFolder(tmp_path / f"old__{dataset}")
-        run.path.mkdir()
-        run.append_row({"T": 0, **forgetting})
-        run.append_row({"T": 1, **measured, **forgetting})
-    report = write_report(tmp_path, runs_in(tmp_path, ["counterfact", "zsre"]), CollapseThresholds()).read_text()
-    counterfact, zsre = report.split("## zsre")
-    assert "neighbourhood" in counterfact and "| old | 1 | 1.000 | 0.500 | 0.900 | 0.800 | 1.000 | 0.400 |" in counterfact
-    assert "neighbourhood" not in zsre and "| old | 1 | 1.000 | 0.500 | 0.900 | 0.800 | 1.000 | 40 → 40 |" in zsre
 
 
 def test_an_interrupted_study_resumes_at_its_last_checkpoint_with_the_same_rows(tmp_path, data, edit_calls, monkeypatch):
