@@ -14,7 +14,7 @@ def train_from_config(config: dict, output_dir: Path) -> Path:
     validation weights and saves the editor to `output_dir/editor`."""
     output_dir = Path(output_dir)
     editor = MENDEditor.from_config(config)
-    run = TrainConfig(output_dir=str(output_dir / "training"), **config["alg"].get("training", {}))
+    run = TrainConfig.from_settings(str(output_dir / "training"), config["alg"].get("training", {}))
     training = MENDTraining(editor.language_model, editor.config, run.lr, editor.transform)
     train_records, val_records = training_records(config)
     # What a resume must match besides the loop's own settings (compared apart).

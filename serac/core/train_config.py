@@ -47,6 +47,14 @@ class TrainConfig:
     # pooler whose output is ignored), which DDP otherwise rejects; False is a little faster.
     find_unused_parameters: bool = True
 
+    @classmethod
+    def from_settings(cls, output_dir: str, settings: dict) -> "TrainConfig":
+        """The config of a training run from a user's settings; a name that is no field is a SettingsError."""
+        try:
+            return cls(output_dir=output_dir, **settings)
+        except TypeError as error:  # an unknown setting
+            raise SettingsError(f"training settings for {output_dir}: {error}") from None
+
     def __post_init__(self):
         if not str(self.output_dir).strip():
             raise SettingsError("output_dir must name a folder")

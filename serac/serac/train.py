@@ -15,7 +15,6 @@ from serac.core.composed_config import method_config, training_records
 from serac.core.device import pick_device
 from serac.core.models import check_model_name, load_language_model
 from serac.core.records import EditRecord
-from serac.core.setting_checks import SettingsError
 from serac.core.train_config import TrainConfig
 from serac.core.training import load_trained_weights, train
 from serac.serac.calibration import calibrate_threshold
@@ -127,10 +126,7 @@ def _extra_negatives(setup: SERACTraining, records: list[EditRecord]) -> list[li
 
 def _train_config(fields: dict, output_dir: Path, metric: str, mode: str, seed: int) -> TrainConfig:
     defaults = {"early_stop_metric": metric, "early_stop_mode": mode, "seed": seed}
-    try:
-        return TrainConfig(output_dir=str(output_dir), **{**defaults, **fields})
-    except TypeError as error:  # an unknown setting
-        raise SettingsError(f"training settings for {output_dir.name}: {error}") from None
+    return TrainConfig.from_settings(str(output_dir), {**defaults, **fields})
 
 
 def _train_and_keep_best(algorithm, train_items, val_items, run: TrainConfig, identity: dict) -> None:

@@ -153,6 +153,8 @@ def _cli(name: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
           "++alg.counterfactual_training.lr=-1", "alg.train_limit=8"), "serac-train: lr must be positive", False),
         (("serac-train", "alg=mend_quick", "model=tiny-llama", "device=cpu", "alg.mend.rank=0"),
          "serac-train: MENDConfig.rank must be an int >= 1", False),
+        (("serac-train", "alg=mend_quick", "model=tiny-llama", "device=cpu", "++alg.training.no_such_setting=1"),
+         "unexpected keyword argument 'no_such_setting'", False),
         (("serac-evaluate", "alg=ft", "model=tiny-llama", "device=cpu", "alg.ft.lr=-1"),
          "serac-evaluate: FTConfig.lr must be a finite number > 0", False),
     ],
