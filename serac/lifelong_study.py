@@ -38,7 +38,7 @@ from serac.core.editor import Editor, configure_editor
 from serac.core.evaluation import Unedited, edit_step, measure
 from serac.core.forgetting import CollapseThresholds, ForgettingProbe, ForgettingSettings
 from serac.core.records import EditRecord
-from serac.core.registry import load_working_copy
+from serac.core.registry import editor_class, load_working_copy
 from serac.core.setting_checks import check_bool, check_choice, check_int, check_real
 from serac.study_report import REPORT_FILE, DatasetRuns, runs_in, write_report
 from serac.study_run_folder import RunFolder
@@ -147,7 +147,8 @@ def run_settings(label: str, config: dict, dataset: str, records: list[EditRecor
     """What a run's rows depend on: a re-run that differs in any of them is refused."""
     saved = (config.get("editors") or {}).get(label)
     forgetting = {key: value for key, value in dataclasses.asdict(settings.forgetting).items() if key != "data_dir"}
-    editor = {"saved_editor": str(saved)} if saved else {"alg": config["algs"][label], "model": config.get("model")}
+    alg = _without_value_cache(config["algs"][label]) if not saved else None
+    editor = {"saved_editor": str(saved)} if saved else {"alg": alg, "model": config.get("model")}
     if label in settings.configure:  # only then: the runs made before `configure` existed keep their settings
         editor["configure"] = settings.configure[label]
     return {
@@ -160,6 +161,25 @@ def run_settings(label: str, config: dict, dataset: str, records: list[EditRecor
         "forgetting": forgetting,
         "probe": _digest([list(probe.heldout_texts), [fact.prompt for fact in probe.facts]]),
     }
+
+
+def _without_value_cache(alg: dict) -> dict:
+    """The alg settings a run's rows depend on: where MEMIT keeps its values changes no figure."""
+    section = alg.get(alg.get("name"))
+    if not isinstance(section, dict) or "value_cache" not in section:
+        return alg
+    return {**alg, alg["name"]: {key: value for key, value in section.items() if key != "value_cache"}}
+
+
+def _built_in_run(config: dict, label: str, run: RunFolder) -> Callable[[], Editor]:
+    """The builder of a from-config editor for one run. MEMIT keeps each edit's z in the run folder
+    (unless `value_cache` names another): a batch of 100 is hours of value optimisation on a CPU,
+    and without the values on disk an interruption mid-batch would start the batch over."""
+    alg = config["algs"][label]
+    section = alg.get(alg["name"])
+    if isinstance(section, dict) and "value_cache" in section and section["value_cache"] is None:
+        alg = {**alg, alg["name"]: {**section, "value_cache": str(run.values)}}
+    return partial(editor_class(alg["name"]).from_config, {**config, "alg": alg})
 
 
 def run_editor(
@@ -279,7 +299,7 @@ def plan_study(config: dict) -> Study:
             run.check_settings(run_settings(label, config, dataset, records, plan, step, settings, probe))
             saved = (config.get("editors") or {}).get(label)
             # A saved editor is loaded from a copy: the run must not write into the user's folder.
-            build = partial(load_working_copy, saved, run.working_copy, device) if saved else builders[label]
+            build = partial(load_working_copy, saved, run.working_copy, device) if saved else _built_in_run(config, label, run)
             runs.append((build, run, records, plan, step, settings.configure.get(label)))
         datasets.append(DatasetRuns(dataset, folders, notes))
     return Study(folder, settings, probe, datasets, runs, device)

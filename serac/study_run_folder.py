@@ -7,6 +7,8 @@
                         prompts, measured once: a resume does not pay those minutes again
         state/          the editor at the last checkpoint (`Editor.save`) + study_progress.json
         live/           the copy of a saved editor that the running editor works in
+        values/         MEMIT's optimised value of each edit, written as found, so a batch of
+                        100 edits interrupted mid-way resumes (`MEMITConfig.value_cache`)
         finished.json   written when the run ends: its last T and why it stopped, if it did
 
 The state is saved before its row is appended, so after a crash the state is never behind
@@ -50,6 +52,7 @@ class RunFolder:
         self.path = Path(path)
         self.state = self.path / "state"
         self.working_copy = self.path / "live"
+        self.values = self.path / "values"
 
     def exclusive(self):
         """A context holding this run's folder for one process: two studies writing one run's rows
@@ -133,6 +136,7 @@ class RunFolder:
     def finish(self, last_t: int, stopped: str | None) -> None:
         body = {"T": last_t, "stopped": stopped}
         write_atomically(self.path / FINISHED_FILE, lambda staging: staging.write_text(json.dumps(body)))
+        shutil.rmtree(self.values, ignore_errors=True)  # only an unfinished batch needs them
 
     def finished(self) -> dict | None:
         """{"T": last T measured, "stopped": why it stopped early, or None}, None while unfinished."""

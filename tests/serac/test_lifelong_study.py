@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -374,6 +375,40 @@ def test_rome_one_edit_at_a_time_and_memit_in_batches_run_through_the_study_and_
     resumed = run_study(interrupted)
     for run in ("rome__counterfact", "memit_batch100__counterfact"):
         assert metrics_only(rows(resumed, run)) == metrics_only(rows(uninterrupted, run))
+
+
+def test_a_memit_batch_interrupted_mid_way_resumes_with_the_values_it_had_found(tmp_path, data, monkeypatch):
+    # A batch of 100 is hours of value optimisation on a CPU: a kill mid-batch must not start it over.
+    import mend.memit.editor as memit_editor
+
+    monkeypatch.setenv("SERAC_CACHE", str(tmp_path / "cache"))
+    write_tiny_data(data)
+    (data / "zsre" / "train.json").write_text((data / "zsre" / "dev.json").read_text())
+    cheap = ("num_prefixes=1", "prefix_length=3", "value_steps=3", "stats_tokens=300")
+    overrides = ("from_config=[memit_batch100]", "algs.memit_batch100.memit.layers=[0,1]", "datasets=[counterfact]",
+                 *(f"algs.memit_batch100.memit.{setting}" for setting in cheap))
+    uninterrupted = run_study(composed(tmp_path, data, "results", *overrides, edits_per_step={"memit_batch100": 4}))
+
+    optimise, optimised = memit_editor.optimise_value, []
+
+    def killed_at_the_third_value(*args, **kwargs):
+        if len(optimised) == 2:
+            raise RuntimeError("killed")
+        optimised.append(args[4])  # the edit's target
+        return optimise(*args, **kwargs)
+
+    interrupted = composed(tmp_path, data, "interrupted", *overrides, edits_per_step={"memit_batch100": 4})
+    monkeypatch.setattr(memit_editor, "optimise_value", killed_at_the_third_value)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_study(interrupted)
+    run = Path(interrupted["results_dir"]) / "memit_batch100__counterfact"
+    assert len(list((run / "values").iterdir())) == 2
+    monkeypatch.setattr(memit_editor, "optimise_value", lambda *args, **kwargs: optimised.append(args[4]) or optimise(*args, **kwargs))
+    resumed = run_study(interrupted)
+    assert len(optimised) == 4  # the resumed batch optimised only the two values it had not found
+    assert metrics_only(rows(resumed, run.name)) == metrics_only(rows(uninterrupted, run.name))
+    assert not (run / "values").exists()  # a finished run needs none
+    assert "value_cache" not in (run / "settings.json").read_text()  # where values are kept changes no figure
 
 
 def test_the_unedited_measurements_are_read_back_and_a_damaged_file_is_measured_again(tmp_path):
