@@ -13,6 +13,7 @@ from serac.comparison import plot_sequential
 from serac.core.forgetting import CollapseThresholds, collapse_point, collapse_reasons
 from serac.core.results import markdown_table
 from serac.study_run_folder import ROWS_FILE, RunFolder
+from serac.study_summary_plot import plot_summary
 
 REPORT_FILE = "study.md"
 
@@ -99,7 +100,7 @@ def runs_in(folder: Path, datasets: list[str]) -> list[DatasetRuns]:
 
 
 def write_report(folder: Path, datasets: list[DatasetRuns], thresholds: CollapseThresholds) -> Path:
-    """Write `study.md` and `<dataset>.png` into `folder` from the rows measured so far."""
+    """Write `study.md`, `<dataset>.png` and `<dataset>_summary.png` into `folder` from the rows measured so far."""
     sections = [_dataset_section(folder, dataset, thresholds) for dataset in datasets]
     definitions = "".join(f"- **{definition.name}**: {definition.follows}.\n" for definition in DEFINITIONS)
     report = (
@@ -135,10 +136,13 @@ def _dataset_section(folder: Path, dataset: DatasetRuns, thresholds: CollapseThr
     lines = [f"- **{label}**: {_editor_summary(measured[label], run.finished(), thresholds)}" for label, run in dataset.runs.items()]
     notes = "".join(f"- {note}\n" for note in dataset.notes)
     figure = f"\n![{dataset.name} curves]({plot.name})\n" if plot else ""
+    collapses = {label: _collapse(label_rows, thresholds) for label, label_rows in measured.items()}
+    summary_plot = plot_summary(measured, folder / f"{dataset.name}_summary.png", thresholds, tuple(TOKEN_TRIPLE), collapses)
+    summary_figure = f"![{dataset.name}: edits kept and forgetting]({summary_plot.name})\n\n" if summary_plot else ""
     definitions = ", ".join(definition.name for definition in DEFINITIONS if any(key in dict(shown) for key in definition.columns))
     summary = _last_checkpoint_table(measured, thresholds)
     return (
-        f"\n## {dataset.name}\n\n{notes}\n{summary}Definitions shown: {definitions}.\n\n{table}\n\n"
+        f"\n## {dataset.name}\n\n{notes}\n{summary}{summary_figure}Definitions shown: {definitions}.\n\n{table}\n\n"
         + "\n".join(lines) + "\n" + figure
     )
 

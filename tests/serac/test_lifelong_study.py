@@ -143,6 +143,8 @@ def test_the_study_writes_rows_at_each_checkpoint_a_report_by_definition_and_cur
     assert f"{first['heldout_perplexity']:.3g} → {last['heldout_perplexity']:.3g}" in summary
     for dataset in ("counterfact", "zsre"):
         assert (folder / f"{dataset}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (folder / f"{dataset}_summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({dataset}_summary.png)" in report
 
 
 def test_report_only_rebuilds_the_tables_and_curves_from_saved_rows_without_editing(tmp_path, data, edit_calls):
