@@ -147,8 +147,7 @@ def run_settings(label: str, config: dict, dataset: str, records: list[EditRecor
     """What a run's rows depend on: a re-run that differs in any of them is refused."""
     saved = (config.get("editors") or {}).get(label)
     forgetting = {key: value for key, value in dataclasses.asdict(settings.forgetting).items() if key != "data_dir"}
-    alg = _without_value_cache(config["algs"][label]) if not saved else None
-    editor = {"saved_editor": str(saved)} if saved else {"alg": alg, "model": config.get("model")}
+    editor = {"saved_editor": str(saved)} if saved else {"alg": _without_value_cache(config["algs"][label]), "model": config.get("model")}
     if label in settings.configure:  # only then: the runs made before `configure` existed keep their settings
         editor["configure"] = settings.configure[label]
     return {
