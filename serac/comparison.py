@@ -177,8 +177,13 @@ def editor_builders(config: dict) -> dict[str, Callable[[], Editor]]:
             )
         if label in builders:
             raise ValueError(f"{label!r} is both a saved editor (editors.{label}) and in from_config; rename one")
-        builders[label] = partial(editor_class(alg["name"]).from_config, {**config, "alg": alg})
+        builders[label] = built_from(config, alg)
     return builders
+
+
+def built_from(config: dict, alg: dict) -> Callable[[], Editor]:
+    """The builder of an editor from its alg config, within the composed `config` (model, device...)."""
+    return partial(editor_class(alg["name"]).from_config, {**config, "alg": alg})
 
 
 def run_comparison(config: dict) -> Path:

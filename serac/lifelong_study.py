@@ -32,13 +32,13 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from serac.cli import CONFIG_DIR, user_errors
-from serac.comparison import editor_builders
+from serac.comparison import built_from, editor_builders
 from serac.core.data import load_records
 from serac.core.editor import Editor, configure_editor
 from serac.core.evaluation import Unedited, edit_step, measure
 from serac.core.forgetting import CollapseThresholds, ForgettingProbe, ForgettingSettings
 from serac.core.records import EditRecord
-from serac.core.registry import editor_class, load_working_copy
+from serac.core.registry import load_working_copy
 from serac.core.setting_checks import check_bool, check_choice, check_int, check_real
 from serac.study_report import REPORT_FILE, DatasetRuns, runs_in, write_report
 from serac.study_run_folder import RunFolder
@@ -162,10 +162,16 @@ def run_settings(label: str, config: dict, dataset: str, records: list[EditRecor
     }
 
 
+def _value_cache_section(alg: dict) -> dict | None:
+    """The settings section of an alg that keeps its values on disk (MEMIT's `value_cache`), else None."""
+    section = alg.get(alg.get("name"))
+    return section if isinstance(section, dict) and "value_cache" in section else None
+
+
 def _without_value_cache(alg: dict) -> dict:
     """The alg settings a run's rows depend on: where MEMIT keeps its values changes no figure."""
-    section = alg.get(alg.get("name"))
-    if not isinstance(section, dict) or "value_cache" not in section:
+    section = _value_cache_section(alg)
+    if section is None:
         return alg
     return {**alg, alg["name"]: {key: value for key, value in section.items() if key != "value_cache"}}
 
@@ -175,10 +181,10 @@ def _built_in_run(config: dict, label: str, run: RunFolder) -> Callable[[], Edit
     (unless `value_cache` names another): a batch of 100 is hours of value optimisation on a CPU,
     and without the values on disk an interruption mid-batch would start the batch over."""
     alg = config["algs"][label]
-    section = alg.get(alg["name"])
-    if isinstance(section, dict) and "value_cache" in section and section["value_cache"] is None:
+    section = _value_cache_section(alg)
+    if section is not None and section["value_cache"] is None:
         alg = {**alg, alg["name"]: {**section, "value_cache": str(run.values)}}
-    return partial(editor_class(alg["name"]).from_config, {**config, "alg": alg})
+    return built_from(config, alg)
 
 
 def run_editor(

@@ -69,8 +69,7 @@ def main() -> None:
                            "of them, generated answer spells the target": sum(spelled[kind, cause] for kind in ("edit", "rephrase"))}
                           for cause in CAUSES]))
     for cause in CAUSES:
-        shown = [(record, prompt, route) for (record, _, prompt), route in missed
-                 if miss_cause(route, record.fact, latest_prompts, fact_of_prompt) == cause][: args.examples]
+        shown = [(record, prompt, route) for ((record, _, prompt), route), (_, its) in zip(missed, causes) if its == cause][: args.examples]
         if shown:
             print(f"\n{cause}:\n")
             print(markdown_table([{"prompt": prompt, "latest target": latest[record.fact].target, "answer": answers[prompt],
