@@ -335,11 +335,11 @@ def study_main(config: DictConfig) -> None:
         print(report.read_text())
         print(json.dumps({"report": str(report)}))
         return
-    try:
-        study = plan_study(OmegaConf.to_container(config, resolve=True))
-    except ValueError as error:  # bad settings or data (DataFormatError too): our message, not a stack trace
-        raise SystemExit(f"serac-study: {error}") from None
     with user_errors("serac-study"):  # a busy run folder, a saved folder or settings found wrong once loaded
+        try:
+            study = plan_study(OmegaConf.to_container(config, resolve=True))
+        except ValueError as error:  # bad settings or data (DataFormatError too): our message, not a stack trace
+            raise SystemExit(f"serac-study: {error}") from None
         folder = study.run()
     print((folder / REPORT_FILE).read_text())
     print(json.dumps({"report": str(folder / REPORT_FILE)}))

@@ -36,6 +36,7 @@ SETTINGS_FILE = "settings.json"
 ROWS_FILE = "rows.jsonl"
 FINISHED_FILE = "finished.json"
 UNEDITED_FILE = "unedited.pt"
+CHECKPOINTS = "checkpoints"  # the one setting a run in progress may change (`_take_checkpoints`)
 PROGRESS_FILE = "study_progress.json"  # inside state/: edits held, editing and wall seconds so far
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,33 @@ class RunFolder:
             for key in sorted({*stored, *settings})
             if stored.get(key) != settings.get(key)
         ]
+        if changed and all(stored.get(key) == settings.get(key) for key in {*stored, *settings} if key != CHECKPOINTS):
+            with self.exclusive():  # not while another study runs it with the old checkpoints
+                self._take_checkpoints(stored[CHECKPOINTS], settings[CHECKPOINTS])
+                write_atomically(file, lambda staging: staging.write_text(json.dumps(settings, indent=2)))
+            return
         if changed:
             raise ChangedSettingsError(
                 f"{self.path} holds a run made with other settings; changed: {'; '.join(changed)}. "
                 "Give another results_dir, or delete that folder to start this run over."
             )
+
+    def _take_checkpoints(self, stored: list[int], wanted: list[int]) -> None:
+        """Accept other checkpoints for a run in progress: its rows depend on the edits, not on
+        where they are measured, so a checkpoint may be added ahead of the run (ROME: 200, 300 and
+        400 between 100 and 500, to place a collapse) - but none that already has a row may go, and
+        none may be added behind the saved state, where it can no longer be measured."""
+        if self.finished():
+            raise ChangedSettingsError(f"{self.path} is a finished run: its checkpoints cannot change (were {stored}, now {wanted})")
+        measured = {row["T"] for row in self.rows()} - {0}
+        dropped = sorted(measured - set(wanted))
+        if dropped:
+            raise ChangedSettingsError(f"{self.path} has rows at T = {dropped}, which the new checkpoints {wanted} leave out")
+        reached = max((self.saved_progress() or {}).get("T", 0), max(measured, default=0))
+        behind = sorted(t for t in set(wanted) - set(stored) if t <= reached)
+        if behind:
+            raise ChangedSettingsError(f"{self.path} is at T = {reached}: the new checkpoints {behind} can no longer be measured")
+        log.info("%s: checkpoints %s (were %s)", self.path.name, wanted, stored)
 
     def rows(self) -> list[dict]:
         """The rows measured so far; a last line cut short by a crash is dropped."""

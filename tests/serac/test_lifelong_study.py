@@ -232,6 +232,38 @@ def test_a_changed_config_is_refused_naming_what_changed(tmp_path, data, edit_ca
         plan_study(composed(tmp_path, data, "results", "from_config=[ft]", "checkpoints=[1,2]", "max_edits=2", "algs.ft.ft.steps=3"))
 
 
+def test_checkpoints_may_be_added_ahead_of_a_run_in_progress_but_not_behind_it_or_to_a_finished_run(tmp_path, data, edit_calls):
+    finished = run_study(composed(tmp_path, data, "uninterrupted", "from_config=[ft]", "checkpoints=[1,4]"))
+    edit_calls.update(ft=[], interrupt_at=3)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_study(composed(tmp_path, data, "results", "from_config=[ft]", "checkpoints=[1,4]"))
+    run = RunFolder(tmp_path / "results" / "ft__counterfact")
+    assert [row["T"] for row in run.rows()] == [0, 1]
+
+    with pytest.raises(ChangedSettingsError, match=r"has rows at T = \[1\], which the new checkpoints \[2, 4\] leave out"):
+        plan_study(composed(tmp_path, data, "results", "from_config=[ft]", "checkpoints=[2,4]"))
+    with pytest.raises(ChangedSettingsError, match="is a finished run: its checkpoints cannot change"):
+        plan_study(composed(tmp_path, data, "uninterrupted", "from_config=[ft]", "checkpoints=[1,2,4]"))
+    edit_calls.update(ft=[], interrupt_at=None)
+    resumed = run_study(composed(tmp_path, data, "results", "from_config=[ft]", "checkpoints=[1,2,4]"))
+    assert edit_calls["ft"] == [1, 1, 1]  # from the state at T = 1, with a row at 2 on the way
+    assert [row["T"] for row in rows(resumed, "ft__counterfact")] == [0, 1, 2, 4]
+    assert json.loads((run.path / "settings.json").read_text())["checkpoints"] == [1, 2, 4]
+    same = [row for row in metrics_only(rows(resumed, "ft__counterfact")) if row["T"] != 2]
+    assert same == metrics_only(rows(finished, "ft__counterfact"))  # the added checkpoint changed no edit
+
+
+def test_a_checkpoint_behind_the_saved_state_is_refused(tmp_path, data, edit_calls, monkeypatch):
+    monkeypatch.setattr(lifelong_study, "clock", lambda: 10.0 * len(edit_calls["ft"]))
+    edit_calls.update(interrupt_at=4)  # the state is saved at T = 3 (state_every_seconds), then edit 4 fails
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_study(composed(tmp_path, data, "results", "from_config=[ft]", "checkpoints=[1,4]", "state_every_seconds=15"))
+    with pytest.raises(ChangedSettingsError, match=r"is at T = 3: the new checkpoints \[2\] can no longer be measured"):
+        plan_study(composed(tmp_path, data, "results", "from_config=[ft]", "checkpoints=[1,2,4]", "state_every_seconds=15"))
+    settings = json.loads((tmp_path / "results" / "ft__counterfact" / "settings.json").read_text())
+    assert settings["checkpoints"] == [1, 4]  # a refused change leaves the settings as they were
+
+
 def test_a_batch_editor_edits_its_step_of_records_at_once_and_is_measured_on_batch_boundaries(tmp_path, data, edit_calls):
     folder = run_study(composed(tmp_path, data, "results", "from_config=[ft]", "max_edits=5", edits_per_step={"ft": 2}))
     assert edit_calls["ft"] == [2, 2, 1]
