@@ -1,0 +1,52 @@
+"""The forgetting probe's greedy generations of a saved study state beside the unedited model's:
+what the `repetitive_generations` share counts, read as text, and the share on more prompts than
+the study's 20 (one prompt there moves it by 0.05).
+
+    python benchmarks/lifelong/probe_generations.py outputs/study/rome__counterfact/state --prompts 100
+
+The state folder is a weight editor's `state/` (FT, ROME, MEMIT, MEND: `Editor.save` of the run);
+it is loaded from a scratch copy, then `reset()` gives the unedited model for the same prompts.
+"""
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from serac.core import metrics
+from serac.core.forgetting import ForgettingProbe, ForgettingSettings
+from serac.core.registry import load_working_copy
+
+
+def generations(editor, prompts: list[str], tokens: int) -> list[str]:
+    return [result.text for result in editor.query_batch(prompts, tokens)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("state", type=Path, help="a saved editor folder, e.g. <run>/state")
+    parser.add_argument("--prompts", type=int, default=20, help="probe fact prompts to generate from (the study: 20)")
+    parser.add_argument("--show", type=int, default=20, help="generations printed side by side")
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args()
+    settings = ForgettingSettings(generation_prompts=args.prompts, facts=max(100, args.prompts), data_dir=args.data_dir)
+    probe = ForgettingProbe.build(settings)
+    prompts = list(probe.generation_prompts)
+    with tempfile.TemporaryDirectory() as scratch:
+        editor = load_working_copy(args.state, Path(scratch) / "editor")
+        try:
+            edited = generations(editor, prompts, settings.generation_tokens)
+            editor.reset()
+            unedited = generations(editor, prompts, settings.generation_tokens)
+        finally:
+            editor.close()
+    for prompt, before, after in list(zip(prompts, unedited, edited))[: args.show]:
+        repeats = metrics.most_repeated_trigram_count(before), metrics.most_repeated_trigram_count(after)
+        print(f"## {prompt}\n  unedited ({repeats[0]}x): {before!r}\n  edited   ({repeats[1]}x): {after!r}")
+    for what, texts in (("unedited", unedited), ("edited", edited)):
+        share = metrics.repetitive_share(texts, settings.min_trigram_repeats)
+        fluency = metrics.generation_fluency([f"{prompt} {text}" for prompt, text in zip(prompts, texts)])
+        print(f"{what}: repetitive {share:.2f} of {len(prompts)} prompts, fluency {fluency:.3f}")
+
+
+if __name__ == "__main__":
+    main()
