@@ -133,21 +133,24 @@ def _dataset_section(folder: Path, dataset: DatasetRuns, thresholds: CollapseThr
         dict(shown),
         unedited_levels=list(DEFINITIONS[-1].columns),  # the forgetting measures, against the unedited model
     )
-    lines = [f"- **{label}**: {_editor_summary(measured[label], run.finished(), thresholds)}" for label, run in dataset.runs.items()]
+    collapses = {label: _collapse(label_rows, thresholds) for label, label_rows in measured.items()}
+    lines = [
+        f"- **{label}**: {_editor_summary(measured[label], run.finished(), thresholds, collapses[label])}"
+        for label, run in dataset.runs.items()
+    ]
     notes = "".join(f"- {note}\n" for note in dataset.notes)
     figure = f"\n![{dataset.name} curves]({plot.name})\n" if plot else ""
-    collapses = {label: _collapse(label_rows, thresholds) for label, label_rows in measured.items()}
     summary_plot = plot_summary(measured, folder / f"{dataset.name}_summary.png", thresholds, tuple(TOKEN_TRIPLE), collapses)
     summary_figure = f"![{dataset.name}: edits kept and forgetting]({summary_plot.name})\n\n" if summary_plot else ""
     definitions = ", ".join(definition.name for definition in DEFINITIONS if any(key in dict(shown) for key in definition.columns))
-    summary = _last_checkpoint_table(measured, thresholds)
+    summary = _last_checkpoint_table(measured, collapses)
     return (
         f"\n## {dataset.name}\n\n{notes}\n{summary}{summary_figure}Definitions shown: {definitions}.\n\n{table}\n\n"
         + "\n".join(lines) + "\n" + figure
     )
 
 
-def _last_checkpoint_table(measured_runs: dict[str, list[dict]], thresholds: CollapseThresholds) -> str:
+def _last_checkpoint_table(measured_runs: dict[str, list[dict]], collapses: dict[str, int | None]) -> str:
     """One row per editor at the last T it reached: the token-level triple and its mean (the lifelong
     papers' summary), CounterFact's efficacy and neighbourhood, the forgetting measures from T = 0, the
     collapse point and the cost."""
@@ -157,7 +160,7 @@ def _last_checkpoint_table(measured_runs: dict[str, list[dict]], thresholds: Col
             continue
         unedited, last = measured[0], measured[-1]
         triple = [last.get(key, math.nan) for key in TOKEN_TRIPLE]
-        collapse = _collapse(measured, thresholds)
+        collapse = collapses[label]
         rows.append({
             "editor": label,
             "T": last["T"],
@@ -193,13 +196,12 @@ def _collapse(measured: list[dict], thresholds: CollapseThresholds) -> int | Non
     return collapse_point(rows, thresholds)
 
 
-def _editor_summary(measured: list[dict], finished: dict | None, thresholds: CollapseThresholds) -> str:
-    """Its collapse point and reasons, or how far it went without one; and whether it stopped early."""
+def _editor_summary(measured: list[dict], finished: dict | None, thresholds: CollapseThresholds, collapse: int | None) -> str:
+    """Its collapse point (`_collapse`) and reasons, or how far it went without one; and whether it stopped early."""
     rows = _forgetting_rows(measured)
     if not rows or rows[0][0] != 0:
         return "no rows yet"
     last_t = rows[-1][0]
-    collapse = _collapse(measured, thresholds)
     if collapse is None:
         summary = f"no collapse up to T={last_t}"
     else:
