@@ -375,14 +375,26 @@ def test_configure_refuses_unknown_editors_and_settings_they_do_not_take(tmp_pat
     assert edit_calls["ft"] == [] and edit_calls["cache"] == []
 
 
-def test_rome_one_edit_at_a_time_and_memit_in_batches_run_through_the_study_and_resume(tmp_path, data, monkeypatch):
+@pytest.fixture
+def statistics_data(tmp_path, data, monkeypatch):
+    """The data folder with what ROME/MEMIT's layer statistics read (CounterFact and zsRE train
+    texts), the statistics cached under tmp_path."""
     monkeypatch.setenv("SERAC_CACHE", str(tmp_path / "cache"))
-    write_tiny_data(data)  # CounterFact and zsRE train texts: the layer statistics' sample
+    write_tiny_data(data)
     (data / "zsre" / "train.json").write_text((data / "zsre" / "dev.json").read_text())
-    cheap = ("num_prefixes=1", "prefix_length=3", "value_steps=3", "stats_tokens=300")
+    return data
+
+
+def cheap(label: str, alg: str) -> list[str]:
+    """Value optimisation and statistics small enough for a tiny model and a tiny sample."""
+    return [f"algs.{label}.{alg}.{setting}" for setting in ("num_prefixes=1", "prefix_length=3", "value_steps=3", "stats_tokens=300")]
+
+
+def test_rome_one_edit_at_a_time_and_memit_in_batches_run_through_the_study_and_resume(tmp_path, statistics_data, monkeypatch):
+    data = statistics_data
     overrides = (
         "from_config=[rome,memit_batch100]", "algs.rome.rome.layer=1", "algs.memit_batch100.memit.layers=[0,1]",
-        *(f"algs.rome.rome.{setting}" for setting in cheap), *(f"algs.memit_batch100.memit.{setting}" for setting in cheap),
+        *cheap("rome", "rome"), *cheap("memit_batch100", "memit"),
     )
     config = composed(tmp_path, data, "results", *overrides, edits_per_step={"memit_batch100": 2})
     uninterrupted = run_study(config)
@@ -411,16 +423,13 @@ def test_rome_one_edit_at_a_time_and_memit_in_batches_run_through_the_study_and_
         assert metrics_only(rows(resumed, run)) == metrics_only(rows(uninterrupted, run))
 
 
-def test_a_memit_batch_interrupted_mid_way_resumes_with_the_values_it_had_found(tmp_path, data, monkeypatch):
+def test_a_memit_batch_interrupted_mid_way_resumes_with_the_values_it_had_found(tmp_path, statistics_data, monkeypatch):
     # A batch of 100 is hours of value optimisation on a CPU: a kill mid-batch must not start it over.
     import mend.memit.editor as memit_editor
 
-    monkeypatch.setenv("SERAC_CACHE", str(tmp_path / "cache"))
-    write_tiny_data(data)
-    (data / "zsre" / "train.json").write_text((data / "zsre" / "dev.json").read_text())
-    cheap = ("num_prefixes=1", "prefix_length=3", "value_steps=3", "stats_tokens=300")
+    data = statistics_data
     overrides = ("from_config=[memit_batch100]", "algs.memit_batch100.memit.layers=[0,1]", "datasets=[counterfact]",
-                 *(f"algs.memit_batch100.memit.{setting}" for setting in cheap))
+                 *cheap("memit_batch100", "memit"))
     uninterrupted = run_study(composed(tmp_path, data, "results", *overrides, edits_per_step={"memit_batch100": 4}))
 
     optimise, optimised = memit_editor.optimise_value, []
