@@ -24,11 +24,15 @@ def generations(editor, prompts: list[str], tokens: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("state", type=Path, help="a saved editor folder, e.g. <run>/state")
-    parser.add_argument("--prompts", type=int, default=20, help="probe fact prompts to generate from (the study: 20)")
+    parser.add_argument("--prompts", type=int, default=20,
+                        help="probe fact prompts to generate from, 1-100: the study's 20 first, then the other probe facts'")
     parser.add_argument("--show", type=int, default=20, help="generations printed side by side")
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
-    settings = ForgettingSettings(generation_prompts=args.prompts, facts=max(100, args.prompts), data_dir=args.data_dir)
+    study = ForgettingSettings()
+    if not 1 <= args.prompts <= study.facts:
+        parser.error(f"--prompts must be 1-{study.facts}: the study's probe holds {study.facts} facts")
+    settings = ForgettingSettings(generation_prompts=args.prompts, data_dir=args.data_dir)
     probe = ForgettingProbe.build(settings)
     prompts = list(probe.generation_prompts)
     with tempfile.TemporaryDirectory() as scratch:
