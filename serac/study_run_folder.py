@@ -69,19 +69,16 @@ class RunFolder:
             write_atomically(file, lambda staging: staging.write_text(json.dumps(settings, indent=2)))
             return
         stored = json.loads(file.read_text())
-        changed = [
-            f"{key} (was {stored.get(key)!r}, now {settings.get(key)!r})"
-            for key in sorted({*stored, *settings})
-            if stored.get(key) != settings.get(key)
-        ]
-        if changed and all(stored.get(key) == settings.get(key) for key in {*stored, *settings} if key != CHECKPOINTS):
+        changed = [key for key in sorted({*stored, *settings}) if stored.get(key) != settings.get(key)]
+        if changed == [CHECKPOINTS]:
             with self.exclusive():  # not while another study runs it with the old checkpoints
                 self._take_checkpoints(stored[CHECKPOINTS], settings[CHECKPOINTS])
                 write_atomically(file, lambda staging: staging.write_text(json.dumps(settings, indent=2)))
             return
         if changed:
             raise ChangedSettingsError(
-                f"{self.path} holds a run made with other settings; changed: {'; '.join(changed)}. "
+                f"{self.path} holds a run made with other settings; changed: "
+                f"{'; '.join(f'{key} (was {stored.get(key)!r}, now {settings.get(key)!r})' for key in changed)}. "
                 "Give another results_dir, or delete that folder to start this run over."
             )
 

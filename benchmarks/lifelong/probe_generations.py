@@ -17,10 +17,6 @@ from serac.core.forgetting import ForgettingProbe, ForgettingSettings
 from serac.core.registry import load_working_copy
 
 
-def generations(editor, prompts: list[str], tokens: int) -> list[str]:
-    return [result.text for result in editor.query_batch(prompts, tokens)]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("state", type=Path, help="a saved editor folder, e.g. <run>/state")
@@ -38,18 +34,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         editor = load_working_copy(args.state, Path(scratch) / "editor")
         try:
-            edited = generations(editor, prompts, settings.generation_tokens)
+            edited = probe.generations(editor)
             editor.reset()
-            unedited = generations(editor, prompts, settings.generation_tokens)
+            unedited = probe.generations(editor)
         finally:
             editor.close()
     for prompt, before, after in list(zip(prompts, unedited, edited))[: args.show]:
         repeats = metrics.most_repeated_trigram_count(before), metrics.most_repeated_trigram_count(after)
         print(f"## {prompt}\n  unedited ({repeats[0]}x): {before!r}\n  edited   ({repeats[1]}x): {after!r}")
     for what, texts in (("unedited", unedited), ("edited", edited)):
-        share = metrics.repetitive_share(texts, settings.min_trigram_repeats)
-        fluency = metrics.generation_fluency([f"{prompt} {text}" for prompt, text in zip(prompts, texts)])
-        print(f"{what}: repetitive {share:.2f} of {len(prompts)} prompts, fluency {fluency:.3f}")
+        measures = probe.generation_measures(texts)
+        print(f"{what}: repetitive {measures['repetitive_generations']:.2f} of {len(prompts)} prompts, "
+              f"fluency {measures['generation_fluency']:.3f}")
 
 
 if __name__ == "__main__":

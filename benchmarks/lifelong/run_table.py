@@ -10,9 +10,9 @@ rewrites 116 of its 537 facts), then the forgetting measures and the seconds per
 import argparse
 from pathlib import Path
 
+from serac.study_report import TOKEN_TRIPLE
 from serac.study_run_folder import RunFolder
 
-TOKEN_TRIPLE = ("edit_token_accuracy", "rephrase_token_accuracy", "locality_token")
 COLUMNS = {  # dataset -> (header, row key) after the token triple and their mean
     "counterfact": [("efficacy", "efficacy_score"), ("paraphrase", "paraphrase_score"), ("neighbourhood", "neighborhood_score"),
                     ("edit success (strict)", "edit_success"), ("drawdown (strict)", "drawdown")],

@@ -108,10 +108,19 @@ class ForgettingProbe:
         """The four forgetting measures of the editor's current state."""
         prompts = [fact.prompt for fact in self.facts]
         scores = editor.score(prompts * 2, [fact.original_answer for fact in self.facts] + [fact.target for fact in self.facts])
-        generations = [result.text for result in editor.query_batch(self.generation_prompts, self.settings.generation_tokens)]
         return {
             "heldout_perplexity": metrics.perplexity(editor.text_scores(self.heldout_texts)),
             "unedited_true_over_false": metrics.preference_score(scores[: len(prompts)], scores[len(prompts) :]),
+            **self.generation_measures(self.generations(editor)),
+        }
+
+    def generations(self, editor: Editor) -> list[str]:
+        """The editor's greedy answers to the generation prompts (without the prompts)."""
+        return [result.text for result in editor.query_batch(self.generation_prompts, self.settings.generation_tokens)]
+
+    def generation_measures(self, generations: Sequence[str]) -> dict[str, float]:
+        """Fluency (each generation measured with its prompt, as ROME does) and the repetitive share."""
+        return {
             "generation_fluency": metrics.generation_fluency(
                 [f"{prompt} {generation}" for prompt, generation in zip(self.generation_prompts, generations)]
             ),
