@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 STUDY_SPLITS = {"counterfact": "val", "zsre": "dev"}  # zsRE train is what SERAC and MEND were trained on
 TIME_BUDGET = "time budget"
 clock = time.perf_counter  # wall time of the runs (a test replaces it)
+cpu_clock = time.process_time  # CPU time of this process, all threads: what an edit costs, whatever else runs beside it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,18 +219,24 @@ def run_editor(
             if not rows:
                 run.append_row({"T": 0, **probe.measure(editor), "wall_seconds": clock() - started})
                 on_row()
-            progress = run.saved_progress() or {"T": 0, "edit_seconds": 0.0, "wall_seconds": 0.0}
+            progress = run.saved_progress() or {"T": 0, "edit_seconds": 0.0, "edit_cpu_seconds": 0.0, "wall_seconds": 0.0}
             if progress["T"]:
                 editor.close()
                 editor = run.load_state(device)
                 configure_editor(editor, changes)
                 log.info("%s: resuming at T=%d", run.path.name, progress["T"])
             done, edit_seconds, earlier_wall = progress["T"], progress["edit_seconds"], progress["wall_seconds"]
+            # None: a state saved before CPU time was recorded; its run keeps wall time only rather than mix the two.
+            edit_cpu_seconds = progress.get("edit_cpu_seconds")
 
             def measured_row(t: int) -> dict:
                 row = measure(editor, records[:t], before)
                 wall = earlier_wall + clock() - started
-                return {"T": t, **row, **probe.measure(editor), "seconds_per_edit": edit_seconds / t, "wall_seconds": wall}
+                cpu = {} if edit_cpu_seconds is None else {"cpu_seconds_per_edit": edit_cpu_seconds / t}
+                return {"T": t, **row, **probe.measure(editor), "seconds_per_edit": edit_seconds / t, **cpu, "wall_seconds": wall}
+
+            def progress_at(t: int, wall: float) -> dict:
+                return {"T": t, "edit_seconds": edit_seconds, "edit_cpu_seconds": edit_cpu_seconds, "wall_seconds": wall}
 
             if done in plan and run.rows()[-1]["T"] != done:  # the crash fell between saving the state and writing its row
                 run.append_row(measured_row(done))
@@ -238,13 +245,16 @@ def run_editor(
                 for checkpoint in [t for t in plan if t > done]:
                     while done < checkpoint:
                         batch = records[done : min(done + step, checkpoint)]
+                        cpu_started = cpu_clock()
                         edit_seconds += edit_step(editor, batch)
+                        if edit_cpu_seconds is not None:
+                            edit_cpu_seconds += cpu_clock() - cpu_started
                         done += len(batch)
                         bar.update(len(batch))
                         if done < checkpoint and settings.state_every_seconds and clock() - saved_at > settings.state_every_seconds:
                             # Between checkpoints hours apart (ROME: 500 edits at ~30 s): a kill loses minutes, not hours.
                             wall = earlier_wall + clock() - started
-                            run.save_state(editor, {"T": done, "edit_seconds": edit_seconds, "wall_seconds": wall})
+                            run.save_state(editor, progress_at(done, wall))
                             saved_at = clock()
                         if settings.max_seconds_per_editor and earlier_wall + clock() - started > settings.max_seconds_per_editor:
                             last = run.rows()[-1]["T"]
@@ -252,7 +262,7 @@ def run_editor(
                             run.finish(last, TIME_BUDGET)
                             return
                     row = measured_row(checkpoint)
-                    run.save_state(editor, {"T": checkpoint, "edit_seconds": edit_seconds, "wall_seconds": row["wall_seconds"]})
+                    run.save_state(editor, progress_at(checkpoint, row["wall_seconds"]))
                     saved_at = clock()
                     run.append_row(row)
                     on_row()

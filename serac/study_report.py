@@ -74,7 +74,7 @@ DEFINITIONS = (
         },
     ),
 )
-COSTS = {"seconds_per_edit": "s/edit", "wall_seconds": "wall s"}
+COSTS = {"seconds_per_edit": "s/edit", "cpu_seconds_per_edit": "CPU s/edit", "wall_seconds": "wall s"}
 TOKEN_TRIPLE = DEFINITIONS[1].columns  # reliability, generalization, locality: the summary the lifelong papers average
 FORGETTING_FROM_UNEDITED = {key: label for key, label in DEFINITIONS[-1].columns.items() if key != "repetitive_generations"}
 
@@ -108,8 +108,10 @@ def write_report(folder: Path, datasets: list[DatasetRuns], thresholds: Collapse
         "Edits are made one after another (or in the batches an editor's label says) and never undone; "
         "at each checkpoint T the metrics are measured on all T edits made so far. Columns are named "
         "`<definition> · <metric>`; the definitions are:\n\n"
-        f"{definitions}- **cost**: s/edit is the editing time per edit (measurement excluded); wall s the "
-        "run's time so far, measurements included.\n\n"
+        f"{definitions}- **cost**: s/edit is the editing wall time per edit (measurement excluded); CPU s/edit "
+        "the process's CPU time over the same edits, all threads (unlike wall time, not raised by other jobs "
+        "on the machine or by a pause; absent for runs begun before it was recorded); wall s the run's time "
+        "so far, measurements included.\n\n"
         f"The collapse point is the first T at which {_thresholds_text(thresholds)}.\n"
         + "".join(sections)
     )
@@ -172,6 +174,7 @@ def _last_checkpoint_table(measured_runs: dict[str, list[dict]], collapses: dict
                if key in unedited and key in last},
             "collapse at T": "none" if collapse is None else collapse,
             "s/edit": last.get("seconds_per_edit", math.nan),
+            **({"CPU s/edit": last["cpu_seconds_per_edit"]} if "cpu_seconds_per_edit" in last else {}),
         })
     if not rows:
         return ""

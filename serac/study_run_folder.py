@@ -37,7 +37,7 @@ ROWS_FILE = "rows.jsonl"
 FINISHED_FILE = "finished.json"
 UNEDITED_FILE = "unedited.pt"
 CHECKPOINTS = "checkpoints"  # the one setting a run in progress may change (`_take_checkpoints`)
-PROGRESS_FILE = "study_progress.json"  # inside state/: edits held, editing and wall seconds so far
+PROGRESS_FILE = "study_progress.json"  # inside state/: edits held, editing (wall and CPU) and wall seconds so far
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@
 
 CounterFact runs show CounterFact's probability scores beside the token-level triple; zsRE runs
 show strict edit success against the edit's own and its fact's latest target instead (zsRE dev
-rewrites 116 of its 537 facts), then the forgetting measures and the seconds per edit.
+rewrites 116 of its 537 facts), then the forgetting measures and the seconds per edit (wall time, and
+CPU time where the run recorded it).
 """
 
 import argparse
@@ -39,17 +40,20 @@ def run_table(folder: Path) -> str:
     if not rows:
         raise SystemExit(f"{folder}: no rows")
     columns = COLUMNS[dataset]
-    lines = ["| " + " | ".join([*HEADER, *(header for header, _ in columns), *FORGETTING]) + " |"]
-    lines.append("|" + "---|" * (len(HEADER) + len(columns) + len(FORGETTING)))
+    cpu = any("cpu_seconds_per_edit" in row for row in rows)
+    last = [*FORGETTING, *(["CPU s/edit"] if cpu else [])]
+    lines = ["| " + " | ".join([*HEADER, *(header for header, _ in columns), *last]) + " |"]
+    lines.append("|" + "---|" * (len(HEADER) + len(columns) + len(last)))
     for row in rows:
         forgetting = [perplexity(row["heldout_perplexity"]), f"{row['unedited_true_over_false']:.2f}",
                       f"{row['generation_fluency']:.3f}", f"{row['repetitive_generations']:.2f}"]
         if row["T"] == 0:
-            cells = ["-"] * (len(HEADER) - 1 + len(columns)) + forgetting + ["-"]
+            cells = ["-"] * (len(HEADER) - 1 + len(columns)) + forgetting + ["-"] * (1 + cpu)
         else:
             triple = [row[key] for key in TOKEN_TRIPLE]
             cells = [f"{value:.3f}" for value in (*triple, sum(triple) / 3, *(row[key] for _, key in columns))]
             cells += forgetting + [seconds(row["seconds_per_edit"])]
+            cells += [seconds(row["cpu_seconds_per_edit"]) if "cpu_seconds_per_edit" in row else "-"] * cpu
         lines.append(f"| {row['T']:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

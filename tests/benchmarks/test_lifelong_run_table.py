@@ -33,6 +33,13 @@ def test_a_counterfact_run_shows_the_token_triple_its_mean_the_probability_score
     assert all(line.count("|") == lines[0].count("|") for line in lines)
 
 
+def test_a_run_that_recorded_cpu_time_shows_it_in_a_last_column(tmp_path):
+    lines = run_table(run_folder(tmp_path, "rome__counterfact", [UNEDITED, {**EDITED, "cpu_seconds_per_edit": 21.456}])).splitlines()
+    assert lines[0].endswith("| repetitive | s/edit | CPU s/edit |")
+    assert lines[2].endswith("| 0.30 | - | - |") and lines[3].endswith("| 0.00 | 0.458 | 21.46 |")
+    assert all(line.count("|") == lines[0].count("|") for line in lines)
+
+
 def test_a_zsre_run_shows_edit_success_against_the_latest_target_instead(tmp_path):
     lines = run_table(run_folder(tmp_path, "mend__zsre", [UNEDITED, EDITED])).splitlines()
     assert "| against the latest target | superseded |" in lines[0] and "neighbourhood" not in lines[0]

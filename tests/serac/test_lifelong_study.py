@@ -19,7 +19,7 @@ from serac.core.language_model import TargetScore
 from serac.lifelong_study import measured_at, plan_study, report_saved_rows, run_study
 from serac.study_report import REPORT_FILE
 from serac.core.saving import FolderInUseError
-from serac.study_run_folder import ChangedSettingsError, RunFolder
+from serac.study_run_folder import PROGRESS_FILE, ChangedSettingsError, RunFolder
 
 # CounterFact val: five facts to edit, the third about the subject of a probe fact, then the
 # three probe facts (the probe takes the last records of val).
@@ -39,7 +39,7 @@ PROBE_FACTS = [
 ZSRE = [("What is the capital of France?", "France", "Cairo"), ("Who wrote Hamlet?", "Hamlet", "Charles Dickens"),
         ("Which river flows through Cairo?", "Cairo", "The Thames")]
 FORGETTING = ("forgetting.heldout_texts=4", "forgetting.facts=3", "forgetting.generation_prompts=2", "forgetting.generation_tokens=6")
-TIMES = ("wall_seconds", "seconds_per_edit")
+TIMES = ("wall_seconds", "seconds_per_edit", "cpu_seconds_per_edit")
 
 
 @pytest.fixture
@@ -301,6 +301,45 @@ def test_between_checkpoints_the_state_is_saved_every_so_often_and_a_resume_star
     resumed = run_study(config)
     assert edit_calls["ft"] == [1]  # record 4 only: records 2 and 3 came back with the state
     assert metrics_only(rows(resumed, "ft__counterfact")) == metrics_only(rows(uninterrupted, "ft__counterfact"))
+
+
+def test_cpu_seconds_per_edit_count_only_the_edits_and_carry_over_a_resume(tmp_path, data, edit_calls, monkeypatch):
+    # Each edit costs 2 CPU seconds and a measurement 100: only the edits' share is counted.
+    measurements = []
+    monkeypatch.setattr(lifelong_study, "cpu_clock", lambda: 2.0 * len(edit_calls["ft"]) + 100.0 * len(measurements))
+    measure = lifelong_study.measure
+    monkeypatch.setattr(lifelong_study, "measure", lambda *args: measurements.append(1) or measure(*args))
+    monkeypatch.setattr(lifelong_study, "clock", lambda: 10.0 * len(edit_calls["ft"]))
+    config = composed(tmp_path, data, "results", "from_config=[ft]", "checkpoints=[1,4]", "state_every_seconds=15")
+    edit_calls.update(interrupt_at=4)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_study(config)
+    run = RunFolder(tmp_path / "results" / "ft__counterfact")
+    assert run.saved_progress()["edit_cpu_seconds"] == 6.0  # the state at T = 3
+
+    edit_calls.update(ft=[1, 1, 1], interrupt_at=None)  # the clocks go on from where they were
+    resumed = run_study(config)
+    assert [(row["T"], row.get("cpu_seconds_per_edit")) for row in rows(resumed, "ft__counterfact")] == [(0, None), (1, 2.0), (4, 2.0)]
+    report = (resumed / REPORT_FILE).read_text()
+    assert "| CPU s/edit |" in report and "CPU s/edit the process's CPU time" in report
+
+
+def test_a_state_saved_before_cpu_time_was_recorded_resumes_without_it_rather_than_mixing(tmp_path, data, edit_calls, monkeypatch):
+    monkeypatch.setattr(lifelong_study, "clock", lambda: 10.0 * len(edit_calls["ft"]))
+    config = composed(tmp_path, data, "results", "from_config=[ft]", "checkpoints=[1,4]", "state_every_seconds=15")
+    edit_calls.update(interrupt_at=4)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_study(config)
+    run = RunFolder(tmp_path / "results" / "ft__counterfact")
+    progress = run.saved_progress()
+    del progress["edit_cpu_seconds"]
+    (run.state / PROGRESS_FILE).write_text(json.dumps(progress))
+
+    edit_calls.update(ft=[], interrupt_at=None)
+    resumed = run_study(config)
+    assert [row["T"] for row in rows(resumed, "ft__counterfact")] == [0, 1, 4]
+    assert "cpu_seconds_per_edit" in rows(resumed, "ft__counterfact")[1]  # measured before the interruption
+    assert "cpu_seconds_per_edit" not in rows(resumed, "ft__counterfact")[2]
 
 
 @pytest.mark.parametrize(
