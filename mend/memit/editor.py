@@ -34,8 +34,9 @@ class MEMITEditor(KeyValueEditor):
     name: ClassVar[str] = "memit"
     config_class: ClassVar[type[MEMITConfig]] = MEMITConfig
     # How long each z read back from the value cache in the last batch took to optimise when it was
-    # found (None: stored without its time), for timing a batch resumed across runs.
+    # found, wall and CPU seconds (None: stored without that time), for timing a batch resumed across runs.
     reused_value_seconds: list[float | None] | tuple = ()
+    reused_value_cpu_seconds: list[float | None] | tuple = ()
 
     def edited_module_names(self) -> list[str]:
         model, config = self.language_model.model, self.config
@@ -65,7 +66,7 @@ class MEMITEditor(KeyValueEditor):
         second_moments = self.second_moments()
         initial = self._means_at_subject({top: "output"}, edits)[top]
         cache = self._value_cache(top)
-        self.reused_value_seconds = []
+        self.reused_value_seconds, self.reused_value_cpu_seconds = [], []
         targets = torch.stack([
             self._value(edit, start, top, cache)
             for edit, start in tqdm(list(zip(edits, initial)), desc="MEMIT values z", unit="edit", disable=len(edits) == 1)
@@ -91,12 +92,13 @@ class MEMITEditor(KeyValueEditor):
         cached = cache.get(path, start.numel()) if cache else None
         if cached is not None:
             self.reused_value_seconds.append(cached.seconds)
+            self.reused_value_cpu_seconds.append(cached.cpu_seconds)
             return cached.z.to(start)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         value = optimise_value(
             self.language_model, top, edit.prompts, edit.positions, edit.request.target,
             edit.kl_prompts, edit.kl_positions, start, self.config.value_settings(),
         )
         if cache:
-            cache.put(path, value, time.perf_counter() - started)
+            cache.put(path, value, time.perf_counter() - started, time.process_time() - cpu_started)
         return value

@@ -7,8 +7,9 @@ set, every z is written as soon as it is found, keyed by everything it depends o
 the edited weights as they were before the batch, the edit's prompts, target and subject
 positions, the optimisation settings), so re-running the same batch reuses each finished z
 and a changed model or setting never picks up a stale one. A file that cannot be read is
-recomputed and replaced. Each file also records how long its z took to optimise, so a batch
-finished across several runs can still be timed (benchmarks/rome/bench_edit_speed.py).
+recomputed and replaced. Each file also records how long its z took to optimise (wall and CPU
+seconds), so a batch finished across several runs can still be timed (benchmarks/rome/bench_edit_speed.py,
+`serac-study`).
 """
 
 import hashlib
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 class CachedValue:
     z: torch.Tensor
     seconds: float | None  # how long optimising it took (None: a file written before this was kept)
+    cpu_seconds: float | None  # the process's CPU time over the same (None: a file written before this was kept)
 
 
 class ValueCache:
@@ -53,16 +55,17 @@ class ValueCache:
         try:
             with safe_open(path, framework="pt") as stored:
                 value, metadata = stored.get_tensor("z"), stored.metadata() or {}
-            seconds = float(metadata["seconds"]) if "seconds" in metadata else None
+            seconds, cpu_seconds = (float(metadata[key]) if key in metadata else None for key in ("seconds", "cpu_seconds"))
         except Exception as error:  # half-written or damaged: find z again
             log.warning("value cache: %s is unreadable (%s); optimising this edit's value again", path, error)
             return None
         if value.shape != (dim,) or not torch.isfinite(value).all():
             log.warning("value cache: %s holds a value of shape %s; optimising it again", path, tuple(value.shape))
             return None
-        return CachedValue(value, seconds)
+        return CachedValue(value, seconds, cpu_seconds)
 
-    def put(self, path: Path, value: torch.Tensor, seconds: float) -> None:
+    def put(self, path: Path, value: torch.Tensor, seconds: float, cpu_seconds: float) -> None:
         staging = path.with_suffix(".tmp")
-        save_file({"z": value.detach().to("cpu").contiguous()}, staging, metadata={"seconds": repr(seconds)})
+        metadata = {"seconds": repr(seconds), "cpu_seconds": repr(cpu_seconds)}
+        save_file({"z": value.detach().to("cpu").contiguous()}, staging, metadata=metadata)
         os.replace(staging, path)  # a crash leaves the old file or none, never half of one

@@ -9,6 +9,7 @@ import torch
 from key_value_fixtures import write_tiny_data
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from safetensors import safe_open
 
 from mend.finetune import FTEditor
 from serac import lifelong_study
@@ -462,6 +463,11 @@ def test_rome_one_edit_at_a_time_and_memit_in_batches_run_through_the_study_and_
         assert metrics_only(rows(resumed, run)) == metrics_only(rows(uninterrupted, run))
 
 
+def load_metadata(path: Path) -> dict:
+    with safe_open(path, framework="pt") as stored:
+        return stored.metadata()
+
+
 def test_a_memit_batch_interrupted_mid_way_resumes_with_the_values_it_had_found(tmp_path, statistics_data, monkeypatch):
     # A batch of 100 is hours of value optimisation on a CPU: a kill mid-batch must not start it over.
     import mend.memit.editor as memit_editor
@@ -485,9 +491,17 @@ def test_a_memit_batch_interrupted_mid_way_resumes_with_the_values_it_had_found(
         run_study(interrupted)
     run = Path(interrupted["results_dir"]) / "memit_batch100__counterfact"
     assert len(list((run / "values").iterdir())) == 2
+    found = [load_metadata(path) for path in (run / "values").iterdir()]
     monkeypatch.setattr(memit_editor, "optimise_value", lambda *args, **kwargs: optimised.append(args[4]) or optimise(*args, **kwargs))
+    # The study's clocks stand still in the resumed run: its seconds are then those the two values read
+    # back took when they were found (counted as if the batch had not been cut short), and no more.
+    monkeypatch.setattr(lifelong_study, "clock", lambda: 0.0)
+    monkeypatch.setattr(lifelong_study, "cpu_clock", lambda: 0.0)
     resumed = run_study(interrupted)
     assert len(optimised) == 4  # the resumed batch optimised only the two values it had not found
+    last = rows(resumed, run.name)[-1]
+    assert last["seconds_per_edit"] == pytest.approx(sum(float(meta["seconds"]) for meta in found) / 4)
+    assert last["cpu_seconds_per_edit"] == pytest.approx(sum(float(meta["cpu_seconds"]) for meta in found) / 4)
     assert metrics_only(rows(resumed, run.name)) == metrics_only(rows(uninterrupted, run.name))
     assert not (run / "values").exists()  # a finished run needs none
     assert "value_cache" not in (run / "settings.json").read_text()  # where values are kept changes no figure

@@ -132,6 +132,7 @@ def test_each_cached_value_keeps_its_optimisation_time_for_a_batch_timed_across_
     resumed = MEMITEditor(tiny_lm("tiny-llama"), cached)
     resumed.add_edits(requests)
     assert len(resumed.reused_value_seconds) == len(FACTS) and all(seconds > 0 for seconds in resumed.reused_value_seconds)
+    assert len(resumed.reused_value_cpu_seconds) == len(FACTS) and all(seconds > 0 for seconds in resumed.reused_value_cpu_seconds)
 
     # A value stored before times were kept is still reused, its time unknown.
     path = next(iter((tmp_path / "values").glob("*.safetensors")))
@@ -140,3 +141,4 @@ def test_each_cached_value_keeps_its_optimisation_time_for_a_batch_timed_across_
     again.add_edits(requests)
     assert sorted(again.reused_value_seconds, key=lambda seconds: seconds is not None)[0] is None
     assert sum(seconds is None for seconds in again.reused_value_seconds) == 1
+    assert sum(seconds is None for seconds in again.reused_value_cpu_seconds) == 1
