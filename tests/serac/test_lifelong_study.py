@@ -254,11 +254,20 @@ def test_checkpoints_may_be_added_ahead_of_a_run_in_progress_but_not_behind_it_o
     assert same == metrics_only(rows(finished, "ft__counterfact"))  # the added checkpoint changed no edit
 
 
-def test_a_checkpoint_behind_the_saved_state_is_refused(tmp_path, data, edit_calls, monkeypatch):
+def interrupted_at_the_fourth_edit(tmp_path, data, edit_calls, monkeypatch, results: str = "results") -> tuple[dict, RunFolder]:
+    """FT run with checkpoints at 1 and 4, its state saved again at T = 3 (ten seconds of the study's
+    clock pass with each edit, 20 s > state_every_seconds), then the fourth edit interrupted."""
     monkeypatch.setattr(lifelong_study, "clock", lambda: 10.0 * len(edit_calls["ft"]))
-    edit_calls.update(interrupt_at=4)  # the state is saved at T = 3 (state_every_seconds), then edit 4 fails
+    config = composed(tmp_path, data, results, "from_config=[ft]", "checkpoints=[1,4]", "state_every_seconds=15")
+    edit_calls.update(interrupt_at=4)
     with pytest.raises(RuntimeError, match="interrupted"):
-        run_study(composed(tmp_path, data, "results", "from_config=[ft]", "checkpoints=[1,4]", "state_every_seconds=15"))
+        run_study(config)
+    edit_calls.update(interrupt_at=None)
+    return config, RunFolder(Path(config["results_dir"]) / "ft__counterfact")
+
+
+def test_a_checkpoint_behind_the_saved_state_is_refused(tmp_path, data, edit_calls, monkeypatch):
+    interrupted_at_the_fourth_edit(tmp_path, data, edit_calls, monkeypatch)
     with pytest.raises(ChangedSettingsError, match=r"is at T = 3: the new checkpoints \[2\] can no longer be measured"):
         plan_study(composed(tmp_path, data, "results", "from_config=[ft]", "checkpoints=[1,2,4]", "state_every_seconds=15"))
     settings = json.loads((tmp_path / "results" / "ft__counterfact" / "settings.json").read_text())
@@ -291,14 +300,11 @@ def test_between_checkpoints_the_state_is_saved_every_so_often_and_a_resume_star
     # (20 s > 15 s since the last save); the fourth edit is interrupted.
     monkeypatch.setattr(lifelong_study, "clock", lambda: 10.0 * len(edit_calls["ft"]))
     uninterrupted = run_study(composed(tmp_path, data, "uninterrupted", "from_config=[ft]", "checkpoints=[1,4]", "state_every_seconds=15"))
-    edit_calls.update(ft=[], interrupt_at=4)
-    config = composed(tmp_path, data, "interrupted", "from_config=[ft]", "checkpoints=[1,4]", "state_every_seconds=15")
-    with pytest.raises(RuntimeError, match="interrupted"):
-        run_study(config)
-    run = RunFolder(tmp_path / "interrupted" / "ft__counterfact")
+    edit_calls.update(ft=[])
+    config, run = interrupted_at_the_fourth_edit(tmp_path, data, edit_calls, monkeypatch, "interrupted")
     assert run.saved_progress()["T"] == 3 and [row["T"] for row in run.rows()] == [0, 1]  # a state, no row
 
-    edit_calls.update(ft=[], interrupt_at=None)
+    edit_calls.update(ft=[])
     resumed = run_study(config)
     assert edit_calls["ft"] == [1]  # record 4 only: records 2 and 3 came back with the state
     assert metrics_only(rows(resumed, "ft__counterfact")) == metrics_only(rows(uninterrupted, "ft__counterfact"))
@@ -310,15 +316,10 @@ def test_cpu_seconds_per_edit_count_only_the_edits_and_carry_over_a_resume(tmp_p
     monkeypatch.setattr(lifelong_study, "cpu_clock", lambda: 2.0 * len(edit_calls["ft"]) + 100.0 * len(measurements))
     measure = lifelong_study.measure
     monkeypatch.setattr(lifelong_study, "measure", lambda *args: measurements.append(1) or measure(*args))
-    monkeypatch.setattr(lifelong_study, "clock", lambda: 10.0 * len(edit_calls["ft"]))
-    config = composed(tmp_path, data, "results", "from_config=[ft]", "checkpoints=[1,4]", "state_every_seconds=15")
-    edit_calls.update(interrupt_at=4)
-    with pytest.raises(RuntimeError, match="interrupted"):
-        run_study(config)
-    run = RunFolder(tmp_path / "results" / "ft__counterfact")
+    config, run = interrupted_at_the_fourth_edit(tmp_path, data, edit_calls, monkeypatch)
     assert run.saved_progress()["edit_cpu_seconds"] == 6.0  # the state at T = 3
 
-    edit_calls.update(ft=[1, 1, 1], interrupt_at=None)  # the clocks go on from where they were
+    edit_calls.update(ft=[1, 1, 1])  # the clocks go on from where they were
     resumed = run_study(config)
     assert [(row["T"], row.get("cpu_seconds_per_edit")) for row in rows(resumed, "ft__counterfact")] == [(0, None), (1, 2.0), (4, 2.0)]
     report = (resumed / REPORT_FILE).read_text()
@@ -326,17 +327,12 @@ def test_cpu_seconds_per_edit_count_only_the_edits_and_carry_over_a_resume(tmp_p
 
 
 def test_a_state_saved_before_cpu_time_was_recorded_resumes_without_it_rather_than_mixing(tmp_path, data, edit_calls, monkeypatch):
-    monkeypatch.setattr(lifelong_study, "clock", lambda: 10.0 * len(edit_calls["ft"]))
-    config = composed(tmp_path, data, "results", "from_config=[ft]", "checkpoints=[1,4]", "state_every_seconds=15")
-    edit_calls.update(interrupt_at=4)
-    with pytest.raises(RuntimeError, match="interrupted"):
-        run_study(config)
-    run = RunFolder(tmp_path / "results" / "ft__counterfact")
+    config, run = interrupted_at_the_fourth_edit(tmp_path, data, edit_calls, monkeypatch)
     progress = run.saved_progress()
     del progress["edit_cpu_seconds"]
     (run.state / PROGRESS_FILE).write_text(json.dumps(progress))
 
-    edit_calls.update(ft=[], interrupt_at=None)
+    edit_calls.update(ft=[])
     resumed = run_study(config)
     assert [row["T"] for row in rows(resumed, "ft__counterfact")] == [0, 1, 4]
     assert "cpu_seconds_per_edit" in rows(resumed, "ft__counterfact")[1]  # measured before the interruption
