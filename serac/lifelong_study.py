@@ -193,7 +193,8 @@ def reused_seconds(editor: Editor) -> tuple[float, float | None]:
     doing it (MEMIT's value cache, when a batch cut short by a kill is made again), as that work cost
     when it was first done: the step is then counted as if it had not been interrupted. CPU is None
     when a cached part was stored without it (wall: counted as 0, with a warning)."""
-    wall, cpu = getattr(editor, "reused_value_seconds", ()), getattr(editor, "reused_value_cpu_seconds", ())
+    costs = getattr(editor, "reused_value_costs", ())
+    wall, cpu = [cost.seconds for cost in costs], [cost.cpu_seconds for cost in costs]
     if None in wall:
         log.warning("%d of the values read back from the cache have no recorded time: s/edit undercounts them", wall.count(None))
     return sum(seconds or 0.0 for seconds in wall), None if None in cpu else sum(cpu)

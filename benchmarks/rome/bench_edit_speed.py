@@ -79,7 +79,7 @@ def time_memit(args, language_model, records, baseline: float, settings: dict) -
     for size in args.memit_batches:
         started = time.perf_counter()
         memit.add_edits(records[:size])
-        seconds, reused = time.perf_counter() - started, memit.reused_value_seconds
+        seconds, reused = time.perf_counter() - started, [cost.seconds for cost in memit.reused_value_costs]
         memit.reset()
         if None in reused:
             raise SystemExit(f"{args.value_cache} holds z's stored without their optimisation time: use an empty folder")

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from mend.memit.compute_multi_layer_update import layer_residuals, multi_layer_update
 from mend.memit.config import MEMITConfig
-from mend.memit.value_cache import ValueCache
+from mend.memit.value_cache import ValueCache, ValueCost
 from serac.core.architectures import block_name, mlp_output_name
 from serac.core.edit_keys import activations_of_modules_at
 from serac.core.edit_values import optimise_value
@@ -34,9 +34,8 @@ class MEMITEditor(KeyValueEditor):
     name: ClassVar[str] = "memit"
     config_class: ClassVar[type[MEMITConfig]] = MEMITConfig
     # How long each z read back from the value cache in the last batch took to optimise when it was
-    # found, wall and CPU seconds (None: stored without that time), for timing a batch resumed across runs.
-    reused_value_seconds: list[float | None] | tuple = ()
-    reused_value_cpu_seconds: list[float | None] | tuple = ()
+    # found, for timing a batch resumed across runs.
+    reused_value_costs: list[ValueCost] | tuple = ()
 
     def edited_module_names(self) -> list[str]:
         model, config = self.language_model.model, self.config
@@ -66,7 +65,7 @@ class MEMITEditor(KeyValueEditor):
         second_moments = self.second_moments()
         initial = self._means_at_subject({top: "output"}, edits)[top]
         cache = self._value_cache(top)
-        self.reused_value_seconds, self.reused_value_cpu_seconds = [], []
+        self.reused_value_costs = []
         targets = torch.stack([
             self._value(edit, start, top, cache)
             for edit, start in tqdm(list(zip(edits, initial)), desc="MEMIT values z", unit="edit", disable=len(edits) == 1)
@@ -91,8 +90,7 @@ class MEMITEditor(KeyValueEditor):
         path = cache.path(edit.prompts, edit.positions, edit.request.target, edit.kl_prompts, edit.kl_positions) if cache else None
         cached = cache.get(path, start.numel()) if cache else None
         if cached is not None:
-            self.reused_value_seconds.append(cached.seconds)
-            self.reused_value_cpu_seconds.append(cached.cpu_seconds)
+            self.reused_value_costs.append(cached.cost)
             return cached.z.to(start)
         started, cpu_started = time.perf_counter(), time.process_time()
         value = optimise_value(
@@ -100,5 +98,5 @@ class MEMITEditor(KeyValueEditor):
             edit.kl_prompts, edit.kl_positions, start, self.config.value_settings(),
         )
         if cache:
-            cache.put(path, value, time.perf_counter() - started, time.process_time() - cpu_started)
+            cache.put(path, value, ValueCost(time.perf_counter() - started, time.process_time() - cpu_started))
         return value

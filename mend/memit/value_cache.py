@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -29,10 +29,18 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class ValueCost:
+    """How long optimising a z took: wall seconds and the process's CPU seconds (None: a file written
+    before that time was kept)."""
+
+    seconds: float | None
+    cpu_seconds: float | None
+
+
+@dataclass(frozen=True)
 class CachedValue:
     z: torch.Tensor
-    seconds: float | None  # how long optimising it took (None: a file written before this was kept)
-    cpu_seconds: float | None  # the process's CPU time over the same (None: a file written before this was kept)
+    cost: ValueCost
 
 
 class ValueCache:
@@ -55,17 +63,17 @@ class ValueCache:
         try:
             with safe_open(path, framework="pt") as stored:
                 value, metadata = stored.get_tensor("z"), stored.metadata() or {}
-            seconds, cpu_seconds = (float(metadata[key]) if key in metadata else None for key in ("seconds", "cpu_seconds"))
+            cost = ValueCost(**{field.name: float(metadata[field.name]) if field.name in metadata else None for field in fields(ValueCost)})
         except Exception as error:  # half-written or damaged: find z again
             log.warning("value cache: %s is unreadable (%s); optimising this edit's value again", path, error)
             return None
         if value.shape != (dim,) or not torch.isfinite(value).all():
             log.warning("value cache: %s holds a value of shape %s; optimising it again", path, tuple(value.shape))
             return None
-        return CachedValue(value, seconds, cpu_seconds)
+        return CachedValue(value, cost)
 
-    def put(self, path: Path, value: torch.Tensor, seconds: float, cpu_seconds: float) -> None:
+    def put(self, path: Path, value: torch.Tensor, cost: ValueCost) -> None:
         staging = path.with_suffix(".tmp")
-        metadata = {"seconds": repr(seconds), "cpu_seconds": repr(cpu_seconds)}
+        metadata = {key: repr(seconds) for key, seconds in asdict(cost).items()}
         save_file({"z": value.detach().to("cpu").contiguous()}, staging, metadata=metadata)
         os.replace(staging, path)  # a crash leaves the old file or none, never half of one

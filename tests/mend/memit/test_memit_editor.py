@@ -128,17 +128,16 @@ def test_each_cached_value_keeps_its_optimisation_time_for_a_batch_timed_across_
     cached = MEMITConfig(model_name="tiny-llama", layers=[0, 1], value_cache=str(tmp_path / "values"), **settings)
     first = MEMITEditor(tiny_lm("tiny-llama"), cached)
     first.add_edits(requests)
-    assert first.reused_value_seconds == []  # every z optimised in this run
+    assert first.reused_value_costs == []  # every z optimised in this run
     resumed = MEMITEditor(tiny_lm("tiny-llama"), cached)
     resumed.add_edits(requests)
-    assert len(resumed.reused_value_seconds) == len(FACTS) and all(seconds > 0 for seconds in resumed.reused_value_seconds)
-    assert len(resumed.reused_value_cpu_seconds) == len(FACTS) and all(seconds > 0 for seconds in resumed.reused_value_cpu_seconds)
+    costs = resumed.reused_value_costs
+    assert len(costs) == len(FACTS) and all(cost.seconds > 0 and cost.cpu_seconds > 0 for cost in costs)
 
     # A value stored before times were kept is still reused, its time unknown.
     path = next(iter((tmp_path / "values").glob("*.safetensors")))
     save_file(load_file(path), path)
     again = MEMITEditor(tiny_lm("tiny-llama"), cached)
     again.add_edits(requests)
-    assert sorted(again.reused_value_seconds, key=lambda seconds: seconds is not None)[0] is None
-    assert sum(seconds is None for seconds in again.reused_value_seconds) == 1
-    assert sum(seconds is None for seconds in again.reused_value_cpu_seconds) == 1
+    assert sum(cost.seconds is None for cost in again.reused_value_costs) == 1
+    assert sum(cost.cpu_seconds is None for cost in again.reused_value_costs) == 1
